@@ -1,0 +1,212 @@
+"""The ``scsam-lite`` command line.
+
+Every subcommand is a thin shell over a library function, so a notebook and the command line run the same code.
+A :class:`~scsam_lite.errors.ScsamError` is printed as one message with its fix (exit code 2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from .errors import ScsamError
+
+EPILOG = """examples:
+  scsam-lite train --preset quick --out runs/quickstart
+  scsam-lite train --method unet --dataset kvasir-seg --data-root ~/data --labeled 0.05 --preset classroom --out runs/kvasir-unet-5
+  scsam-lite train --out runs/kvasir-unet-5 --resume        # continue after a disconnect
+  scsam-lite evaluate runs/kvasir-unet-5 --split test
+  scsam-lite download kvasir-seg --root ~/data
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="scsam-lite",
+        description="SC-SAM for teaching: train, evaluate and download for the specialist/generalist co-training.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser(
+        "train",
+        help="train a method and write a run directory",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train METHOD on DATASET; writes config.json, history.jsonl, metrics.json and "
+        "checkpoints/{last,best}.pt to --out and appends a row to the results registry beside it.",
+    )
+    t.add_argument("--method", help="training method (default unet); see `scsam-lite config --list`")
+    t.add_argument("--dataset", help="dataset name (default synthetic-polyp); see `scsam-lite datasets`")
+    t.add_argument("--data-root", help="folder holding the datasets (default: $SCSAM_DATA_ROOT)")
+    t.add_argument(
+        "--labeled",
+        type=float,
+        help="labeled share: a ratio like 0.05, or a count like 44 (cases for volumes)",
+    )
+    t.add_argument(
+        "--preset",
+        default=None,
+        help="quick | classroom | paper (default quick; a resumed run keeps its own)",
+    )
+    t.add_argument("--seed", type=int, help="training seed (default 0)")
+    t.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        metavar="KEY=VALUE",
+        default=[],
+        help="override any config field, e.g. --set train.lr=0.02 (repeatable)",
+    )
+    t.add_argument(
+        "--out", help="run directory to create or resume (default: a new runs/DATASET-METHOD-TIME)"
+    )
+    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt if it exists")
+    t.add_argument("--quiet", action="store_true", help="print only the final metrics")
+
+    e = sub.add_parser("evaluate", help="evaluate a run's best checkpoint on a split")
+    e.add_argument("run_dir", help="a run directory written by `scsam-lite train`")
+    e.add_argument("--split", default="test", choices=["train", "val", "test"])
+    e.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    e.add_argument("--device", default="auto")
+
+    d = sub.add_parser("download", help="download a dataset or SAM checkpoint (sha256 checked, resumable)")
+    d.add_argument("name", help="kvasir-seg | cvc-clinicdb | promise12 | sam-vit-b | sam-vit-l | sam-vit-h")
+    d.add_argument(
+        "--root",
+        help="where datasets go (default: $SCSAM_DATA_ROOT); checkpoints go to $SCSAM_CHECKPOINT_DIR",
+    )
+    d.add_argument("--source", help="official | kaggle | zenodo (default: the dataset's own)")
+    d.add_argument("--force", action="store_true", help="download again even if a complete copy is there")
+
+    sub.add_parser("datasets", help="list the datasets and where each is found")
+
+    c = sub.add_parser("config", help="print a preset's full config (what a run would use)")
+    c.add_argument("--preset", default="quick")
+    c.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=[])
+    c.add_argument("--list", action="store_true", help="list presets, methods and config keys")
+    return p
+
+
+def _train(args: argparse.Namespace) -> int:
+    from . import config as C
+    from .errors import ConfigError
+    from .runs import RunDir
+    from .trainer import default_run_dir, train
+
+    fields = {
+        "train.method": args.method,
+        "data.dataset": args.dataset,
+        "data.data_root": args.data_root,
+        "data.labeled": args.labeled,
+        "train.seed": args.seed,
+    }
+    overrides = C.parse_overrides(args.overrides)
+    if args.out is None:
+        if args.resume:
+            raise ConfigError("--resume needs the --out of the run to continue", "add --out RUN_DIR")
+        args.out = str(default_run_dir(args.dataset or "synthetic-polyp", args.method or "unet"))
+    run = RunDir(args.out)
+    if args.resume and run.exists():
+        # a resumed run keeps its own settings; anything given again must agree (checked by the trainer)
+        cfg = C.config_from_dict(run.read_config()["config"])
+        if args.preset and args.preset != cfg.preset:
+            cfg = C.build_config(args.preset)
+        for k, v in {**{k: v for k, v in fields.items() if v is not None}, **overrides}.items():
+            C.set_value(cfg, k, v)
+    else:
+        cfg = C.build_config(args.preset or "quick", overrides, **fields)
+    if not args.quiet:
+        print(f"config ({cfg.preset} preset, hash {C.config_hash(cfg)}):\n{cfg.pretty()}")
+    command = "scsam-lite " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    result = train(cfg, args.out, resume=args.resume, verbose=not args.quiet, command=command)
+    print(f"run directory: {result.run_dir}")
+    if args.quiet:
+        from .runs import read_json
+        from .trainer import format_metrics
+
+        print(format_metrics(read_json(Path(args.out) / "metrics.json"), "test metrics"))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate
+    from .runs import write_json
+    from .trainer import format_metrics, load_run
+
+    method, data, cfg = load_run(args.run_dir, checkpoint=args.checkpoint, device=args.device)
+    metrics = evaluate(method, data, args.split, cfg.train.eval_batch_size)
+    out = Path(args.run_dir) / f"metrics_{args.split}_{args.checkpoint}.json"
+    write_json(out, metrics)
+    print(format_metrics(metrics, f"{args.split} metrics ({args.checkpoint} checkpoint) -> {out}"))
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from .download import download
+
+    path = download(args.name, args.root, source=args.source, force=args.force)
+    print(f"ready: {path}")
+    return 0
+
+
+def _datasets(args: argparse.Namespace) -> int:
+    from .data import DATASETS
+    from .data.discover import find_existing
+    from .paths import data_root
+
+    root = data_root()
+    print(f"data root: {root or '(not set: SCSAM_DATA_ROOT or --data-root)'}")
+    for name in DATASETS.names():
+        spec = DATASETS.get(name)
+        where = (
+            "built in"
+            if not spec.needs_root
+            else (find_existing(name, root) or f"not found ({spec.download_hint})")
+        )
+        print(f"  {name:20s} {spec.description}\n  {'':20s} {where}")
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    from . import config as C
+    from .methods import METHODS
+
+    if args.list:
+        print("presets:", ", ".join(C.PRESETS))
+        print("methods:", ", ".join(METHODS.names()))
+        print("keys:   ", "\n         ".join(C.all_keys()))
+        return 0
+    cfg = C.build_config(args.preset, C.parse_overrides(args.overrides))
+    print(cfg.pretty())
+    return 0
+
+
+COMMANDS = {
+    "train": _train,
+    "evaluate": _evaluate,
+    "download": _download,
+    "datasets": _datasets,
+    "config": _config,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ScsamError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted; `scsam-lite train --out RUN_DIR --resume` continues a training run",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

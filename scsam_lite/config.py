@@ -1,0 +1,256 @@
+"""Run configs: plain dataclasses, named presets and ``--set key=value`` overrides.
+
+A run is fully described by one :class:`Config`. It is printed before training, saved as ``config.json`` in the run
+directory, and hashed (:func:`config_hash`) so the results registry can tell identical experiments apart from new
+ones. Presets are nothing but named override dicts applied on top of the defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+from .registry import unknown_name
+
+
+@dataclass
+class DataConfig:
+    """Which data, at which resolution, with how many labels, in what batches."""
+
+    dataset: str = "synthetic-polyp"
+    data_root: str | None = None  # None: SCSAM_DATA_ROOT; synthetic datasets need none
+    cache_dir: str | None = None  # None: SCSAM_CACHE_DIR or ~/.cache/scsam-lite/data
+    resolution: int | None = None  # None: the dataset's default (synthetic 64, real 256)
+    labeled: float = 0.05  # a ratio in (0, 1], or a count of items (cases for volumes) when > 1
+    label_unit: str = "auto"  # auto (image, or case for volumes) | image | case | slice
+    split_seed: int = 0
+    batch_labeled: int = 6
+    batch_unlabeled: int = 6
+    augment: str = "weak"  # weak | none
+
+
+@dataclass
+class SpecialistConfig:
+    """The U-Net side."""
+
+    name: str = "unet"
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation schedule shared by every method."""
+
+    method: str = "unet"
+    iterations: int = 6000
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    lr_schedule: str = "poly"  # poly | linear | constant
+    val_every: int = 200
+    eval_batch_size: int = 32
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"  # auto | bf16 | fp16 | fp32
+    deterministic: bool = False
+    channels_last: bool = True
+
+
+@dataclass
+class Config:
+    """Everything a run depends on."""
+
+    preset: str = "paper"
+    data: DataConfig = field(default_factory=DataConfig)
+    specialist: SpecialistConfig = field(default_factory=SpecialistConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def pretty(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+
+#: Named presets: overrides on top of the defaults (which are the reference's settings for the U-Net).
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {
+        # CPU, synthetic data, about a minute: proves the loop, not the science.
+        "data.dataset": "synthetic-polyp",
+        "data.batch_labeled": 6,
+        "data.batch_unlabeled": 6,
+        "train.iterations": 600,
+        "train.val_every": 100,
+        "train.eval_batch_size": 64,
+    },
+    "classroom": {
+        # a GPU lesson of a few minutes
+        "train.iterations": 3000,
+        "train.val_every": 250,
+    },
+    "paper": {
+        # the reference's schedule
+        "data.resolution": 256,
+        "data.batch_labeled": 6,
+        "data.batch_unlabeled": 6,
+        "train.iterations": 40000,
+        "train.val_every": 200,
+    },
+}
+
+#: Keys that say where things are or how fast they run, not what is computed: left out of the config hash.
+UNHASHED = {
+    "data.data_root",
+    "data.cache_dir",
+    "train.device",
+    "train.eval_batch_size",
+    "train.channels_last",
+}
+
+
+def _sections(cfg: Config) -> dict[str, Any]:
+    return {
+        f.name: getattr(cfg, f.name)
+        for f in dataclasses.fields(cfg)
+        if dataclasses.is_dataclass(getattr(cfg, f.name))
+    }
+
+
+def all_keys(cfg: Config | None = None) -> list[str]:
+    """Every settable ``section.field`` key."""
+    cfg = cfg or Config()
+    return [f"{s}.{f.name}" for s, sec in _sections(cfg).items() for f in dataclasses.fields(sec)]
+
+
+def _resolve_key(cfg: Config, key: str) -> tuple[Any, str]:
+    """The section object and field name for ``section.field`` or an unambiguous bare ``field``."""
+    keys = all_keys(cfg)
+    if "." not in key:
+        matches = [k for k in keys if k.split(".", 1)[1] == key]
+        if len(matches) == 1:
+            key = matches[0]
+        elif len(matches) > 1:
+            raise ConfigError(f"config key {key!r} is ambiguous", f"write one of {', '.join(matches)}")
+    if key not in keys:
+        raise unknown_name("config key", key, keys)
+    section, name = key.split(".", 1)
+    return getattr(cfg, section), name
+
+
+def _convert(value: Any, typ: Any, key: str) -> Any:
+    """Turn a command-line string into the field's type (``none`` means None for optional fields)."""
+    if not isinstance(value, str):
+        return value
+    origin = typing.get_origin(typ)
+    args = typing.get_args(typ)
+    if origin in (typing.Union, types.UnionType):
+        if value.lower() in ("none", "null", ""):
+            if type(None) in args:
+                return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(value, inner[0], key) if len(inner) == 1 else value
+    try:
+        if typ is bool:
+            low = value.lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if typ is int:
+            return int(value)
+        if typ is float:
+            return float(value)
+    except ValueError:
+        raise ConfigError(
+            f"{key}={value!r} is not a valid {typ.__name__}", f"give {key} a {typ.__name__} value"
+        ) from None
+    return value
+
+
+def set_value(cfg: Config, key: str, value: Any) -> None:
+    """Set one field from ``key`` (``section.field`` or a unique bare field name)."""
+    section, name = _resolve_key(cfg, key)
+    hints = typing.get_type_hints(type(section))
+    setattr(section, name, _convert(value, hints[name], key))
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, str]:
+    """``["train.lr=0.02", "seed=1"]`` -> ``{"train.lr": "0.02", "seed": "1"}``."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}", "write e.g. --set train.lr=0.02")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def build_config(preset: str = "quick", overrides: dict[str, Any] | None = None, **fields: Any) -> Config:
+    """Defaults, then the preset, then ``fields`` (e.g. ``method="unet"``), then ``overrides``."""
+    if preset not in PRESETS:
+        raise unknown_name("preset", preset, sorted(PRESETS))
+    cfg = Config(preset=preset)
+    for key, value in PRESETS[preset].items():
+        set_value(cfg, key, value)
+    for key, value in fields.items():
+        if value is not None:
+            set_value(cfg, key, value)
+    for key, value in (overrides or {}).items():
+        set_value(cfg, key, value)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    d, t = cfg.data, cfg.train
+    if d.labeled <= 0:
+        raise ConfigError(
+            f"data.labeled={d.labeled} must be positive", "use a ratio like 0.05 or a count like 44"
+        )
+    if d.labeled > 1 and d.labeled != int(d.labeled):
+        raise ConfigError(
+            f"data.labeled={d.labeled} is neither a ratio <= 1 nor a whole count", "use 0.05 or 44"
+        )
+    if t.iterations < 1 or t.val_every < 1:
+        raise ConfigError("train.iterations and train.val_every must be at least 1")
+    if t.lr_schedule not in ("poly", "linear", "constant"):
+        raise ConfigError(f"unknown train.lr_schedule {t.lr_schedule!r}", "use poly, linear or constant")
+    if d.batch_labeled < 1:
+        raise ConfigError("data.batch_labeled must be at least 1")
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Rebuild a Config from ``config.json`` (unknown keys are an error: the file belongs to another version)."""
+    cfg = Config(preset=data.get("preset", "paper"))
+    for section, values in data.items():
+        if section == "preset":
+            continue
+        if not isinstance(values, dict):
+            raise ConfigError(f"config.json has an unexpected entry {section!r}")
+        for name, value in values.items():
+            set_value(cfg, f"{section}.{name}", value)
+    return cfg
+
+
+def flat(cfg: Config) -> dict[str, Any]:
+    """``{"data.dataset": ..., "train.lr": ...}``."""
+    return {f"{s}.{k}": v for s, sec in _sections(cfg).items() for k, v in dataclasses.asdict(sec).items()}
+
+
+def config_hash(cfg: Config) -> str:
+    """A short hash of what the run computes (paths and device left out): equal hash, same experiment."""
+    items = {k: v for k, v in flat(cfg).items() if k not in UNHASHED}
+    blob = json.dumps(items, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def diff(a: Config, b: Config, ignore: set[str] = UNHASHED) -> dict[str, tuple[Any, Any]]:
+    """Keys whose values differ between two configs."""
+    fa, fb = flat(a), flat(b)
+    return {k: (fa[k], fb.get(k)) for k in fa if k not in ignore and fa[k] != fb.get(k)}

@@ -1,0 +1,69 @@
+"""The in-memory form every dataset loads into.
+
+All datasets, synthetic or real, 2D or volumetric, end up as one :class:`SegData`: uint8 arrays at the training
+resolution (decoded once, see :mod:`scsam_lite.data.cache`), item names, the case each item belongs to, and the
+train/val/test indices. Trainers and notebooks only ever see this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class SegData:
+    """A binary segmentation dataset at one resolution.
+
+    Attributes:
+        name: registry name, e.g. ``"kvasir-seg"``.
+        images: ``(N, H, W, C)`` uint8, C = 3 (RGB) or 1 (grayscale).
+        masks: ``(N, H, W)`` uint8 with values in {0, 1}.
+        ids: item names (file stem, or ``CaseXX_slice_NNN`` for volumes).
+        cases: the case (patient, volume) of each item; equal to ``ids`` for 2D datasets. Slices of one case are
+            contiguous and in slice order.
+        splits: ``"train"``, ``"val"``, ``"test"`` -> sorted int64 indices into the arrays.
+        spacing: ``(N, 2)`` float pixel spacing (y, x) in mm at this resolution; NaN where unknown (photos).
+        slice_spacing: case -> spacing between slices in mm (volumes only), for 3D metrics.
+        resolution: side of the square training resolution in pixels.
+        info: free-form provenance (source folder, split rule, cache path) shown by notebooks and saved in runs.
+    """
+
+    name: str
+    images: np.ndarray
+    masks: np.ndarray
+    ids: list[str]
+    cases: list[str]
+    splits: dict[str, np.ndarray]
+    spacing: np.ndarray
+    resolution: int
+    slice_spacing: dict[str, float] = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+    @property
+    def channels(self) -> int:
+        return int(self.images.shape[-1])
+
+    @property
+    def is_volumetric(self) -> bool:
+        return bool(self.slice_spacing)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def split_cases(self, split: str) -> dict[str, np.ndarray]:
+        """Case -> indices (slice order) of the items of ``split``: volumes for 3D metrics and case-level splits."""
+        out: dict[str, list[int]] = {}
+        for i in self.splits[split]:
+            out.setdefault(self.cases[int(i)], []).append(int(i))
+        return {c: np.asarray(v, dtype=np.int64) for c, v in out.items()}
+
+    def summary(self) -> str:
+        parts = ", ".join(f"{k} {len(v)}" for k, v in self.splits.items())
+        kind = "volumes" if self.is_volumetric else "images"
+        n_cases = len(set(self.cases))
+        return (
+            f"{self.name}: {len(self)} items from {n_cases} {'cases' if self.is_volumetric else kind} at "
+            f"{self.resolution} px, {self.channels} channel(s); {parts}"
+        )

@@ -1,0 +1,79 @@
+"""Evaluation of a method's models on a split: per image for 2D datasets, per volume for volumetric ones.
+
+Validation during training only needs Dice (cheap); the final test evaluation computes Dice, IoU, HD95 and ASD
+through :mod:`scsam_lite.metrics`, in mm where the dataset knows its pixel spacing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .data import SegData
+from .methods.base import Method
+from .metrics import batch_metrics, summarize, volume_metrics
+
+
+@torch.no_grad()
+def predict_split(
+    method: Method, data: SegData, indices: np.ndarray, batch_size: int = 32
+) -> dict[str, np.ndarray]:
+    """Hard predictions ``(N, H, W)`` uint8 per model for the items ``indices``."""
+    method.train(False)
+    out: dict[str, list[np.ndarray]] = {}
+    for start in range(0, len(indices), batch_size):
+        idx = indices[start : start + batch_size]
+        images = torch.from_numpy(np.ascontiguousarray(data.images[idx])).to(method.rt.device)
+        images = images.permute(0, 3, 1, 2).float().div_(255)
+        for name, prob in method.predict(images).items():
+            out.setdefault(name, []).append((prob > 0.5).to(torch.uint8).cpu().numpy())
+    method.train(True)
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def dice_scores(preds: np.ndarray, gts: np.ndarray) -> np.ndarray:
+    """Per-item Dice (both empty counts as 1), vectorised for validation."""
+    p = preds.reshape(len(preds), -1).astype(bool)
+    g = gts.reshape(len(gts), -1).astype(bool)
+    inter = (p & g).sum(1)
+    total = p.sum(1) + g.sum(1)
+    return np.where(total == 0, 1.0, 2 * inter / np.maximum(total, 1))
+
+
+def validate(method: Method, data: SegData, split: str = "val", batch_size: int = 32) -> dict[str, float]:
+    """Mean Dice per model on ``split`` (per volume for volumetric datasets)."""
+    idx = data.splits[split]
+    preds = predict_split(method, data, idx, batch_size)
+    gts = data.masks[idx]
+    if not data.is_volumetric:
+        return {k: float(dice_scores(p, gts).mean()) for k, p in preds.items()}
+    out = {}
+    for name, p in preds.items():
+        scores = []
+        for case_idx in data.split_cases(split).values():
+            pos = np.searchsorted(idx, case_idx)
+            scores.append(dice_scores(p[pos].reshape(1, -1), gts[pos].reshape(1, -1))[0])
+        out[name] = float(np.mean(scores))
+    return out
+
+
+def evaluate(
+    method: Method, data: SegData, split: str = "test", batch_size: int = 32
+) -> dict[str, dict[str, float]]:
+    """Dice, IoU, HD95 and ASD per model on ``split``, averaged over images (2D) or volumes (3D)."""
+    idx = data.splits[split]
+    preds = predict_split(method, data, idx, batch_size)
+    gts = data.masks[idx]
+    results = {}
+    for name, p in preds.items():
+        if data.is_volumetric:
+            rows = []
+            for case, case_idx in data.split_cases(split).items():
+                pos = np.searchsorted(idx, case_idx)
+                sy, sx = data.spacing[case_idx[0]]
+                rows.append(volume_metrics(p[pos], gts[pos], (data.slice_spacing[case], sy, sx)))
+        else:
+            spacing = None if np.isnan(data.spacing[idx]).any() else data.spacing[idx]
+            rows = batch_metrics(p, gts, spacing)
+        results[name] = summarize(rows)
+    return results

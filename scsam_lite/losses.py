@@ -1,0 +1,23 @@
+"""Segmentation losses: cross-entropy + Dice, as the reference trains both of its networks.
+
+Both halves take class logits ``(B, K, H, W)`` and integer targets ``(B, H, W)``; the Dice term is MONAI's
+soft Dice over all classes, pooled over the batch (``batch=True``), so a batch with empty masks still gives a
+well-defined gradient.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from monai.losses import DiceLoss
+
+_dice = DiceLoss(to_onehot_y=True, softmax=True, include_background=True, batch=True)
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return _dice(logits.float(), target.unsqueeze(1))
+
+
+def ce_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``0.5 * (CE + Dice)``, the reference's supervised loss."""
+    return 0.5 * (F.cross_entropy(logits.float(), target) + dice_loss(logits, target))

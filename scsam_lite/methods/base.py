@@ -1,0 +1,106 @@
+"""What every training method provides to the trainer.
+
+A method owns its models and optimisers, does one training step on a :class:`~scsam_lite.data.Batch`, and
+predicts foreground probabilities for evaluation, one entry per model it evaluates (``"unet"``, later ``"sam"``).
+The trainer does the rest: the loop, the learning-rate schedule, validation, checkpoints, resume and the run record.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import Config
+from ..data import Batch, SegData
+from ..errors import TrainingError
+from ..runtime import Runtime
+
+
+class Method:
+    """Base class; subclasses fill ``models``/``optimizers`` in ``__init__`` and implement ``train_step``/``predict``."""
+
+    #: whether batches carry unlabeled images (semi-supervised) or only labeled ones
+    needs_unlabeled: bool = False
+    #: the model whose validation Dice picks ``best.pt``
+    selection_model: str = "unet"
+
+    def __init__(self, cfg: Config, data: SegData, rt: Runtime) -> None:
+        self.cfg, self.data, self.rt = cfg, data, rt
+        self.models: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.base_lr: dict[str, float] = {}
+        self.scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.grad_scaler)
+
+    # -- to implement ---------------------------------------------------------------------------------------------
+    def train_step(self, batch: Batch, step: int) -> dict[str, float]:
+        raise NotImplementedError
+
+    def predict(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Foreground probabilities ``(B, H, W)`` per evaluated model, for images ``(B, C, H, W)`` in [0, 1]."""
+        raise NotImplementedError
+
+    # -- shared machinery -------------------------------------------------------------------------------------------
+    def add_model(
+        self, name: str, model: nn.Module, optimizer: torch.optim.Optimizer | None = None
+    ) -> nn.Module:
+        model = model.to(self.rt.device)
+        if self.cfg.train.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.models[name] = model
+        if optimizer is not None:
+            self.optimizers[name] = optimizer
+            self.base_lr[name] = optimizer.param_groups[0]["lr"]
+        return model
+
+    def autocast(self):
+        return torch.autocast(
+            self.rt.device.type, dtype=self.rt.amp_dtype, enabled=self.rt.amp_dtype is not None
+        )
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        return (
+            images.contiguous(memory_format=torch.channels_last) if self.cfg.train.channels_last else images
+        )
+
+    def step_optimizer(self, name: str, loss: torch.Tensor, step: int) -> None:
+        """Backward and step one optimiser; a NaN/inf loss stops the run before any weight changes."""
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"the {name} loss became {loss.item()} at step {step}",
+                "lower the learning rate (--set train.lr=...) or use --set train.precision=fp32; "
+                "the last good checkpoint (checkpoints/last.pt) is intact and --resume starts from it",
+            )
+        opt = self.optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(opt)
+
+    def finish_step(self) -> None:
+        self.scaler.update()
+
+    def set_lr_factor(self, factor: float) -> None:
+        for name, opt in self.optimizers.items():
+            for group in opt.param_groups:
+                group["lr"] = self.base_lr[name] * factor
+
+    def train(self, mode: bool = True) -> None:
+        for m in self.models.values():
+            m.train(mode)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "models": {k: m.state_dict() for k, m in self.models.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "scaler": self.scaler.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any], *, models_only: bool = False) -> None:
+        for k, m in self.models.items():
+            m.load_state_dict(state["models"][k])
+        if not models_only:
+            for k, o in self.optimizers.items():
+                o.load_state_dict(state["optimizers"][k])
+            if state.get("scaler"):
+                self.scaler.load_state_dict(state["scaler"])

@@ -1,0 +1,172 @@
+"""Run directories and the results registry.
+
+Every run leaves the same files, so any figure can be traced to the command that made it::
+
+    RUN_DIR/config.json        the fully resolved config (and the command line, runtime, label split)
+    RUN_DIR/history.jsonl      one JSON line per validation (step, losses, val dice, lr, time)
+    RUN_DIR/metrics.json       {"<model>": {"dice": .., "iou": .., "hd95": .., "asd": ..}} on the test split
+    RUN_DIR/checkpoints/last.pt, best.pt
+
+and appends one row to the results registry ``results.jsonl`` beside it. Every write is atomic (temp file in the
+same folder, then ``os.replace``): a run killed at any moment never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import CheckpointError, TrainingError
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """``torch.save`` through a buffer and an atomic replace."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load with ``weights_only=True`` (no arbitrary code from a checkpoint), with one clear error if unusable."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"no checkpoint at {path}", "train first, or point at the run directory that has it"
+        )
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # corrupt, truncated or not a torch file
+        raise CheckpointError(
+            f"checkpoint {path} could not be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
+            "delete it and train again (or resume from the other checkpoint in the same folder)",
+        ) from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is not a scsam-lite checkpoint (a {type(state).__name__})")
+    return state
+
+
+class RunDir:
+    """One run's folder. Create it with :meth:`open`."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path).expanduser()
+
+    config_path = property(lambda self: self.path / "config.json")
+    history_path = property(lambda self: self.path / "history.jsonl")
+    metrics_path = property(lambda self: self.path / "metrics.json")
+    checkpoint_dir = property(lambda self: self.path / "checkpoints")
+    last_path = property(lambda self: self.checkpoint_dir / "last.pt")
+    best_path = property(lambda self: self.checkpoint_dir / "best.pt")
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, *, resume: bool) -> RunDir:
+        """A run directory ready to write. Without ``resume``, a directory that already holds a run is an error."""
+        run = cls(path)
+        if run.path.exists() and not run.path.is_dir():
+            raise TrainingError(f"--out {run.path} is a file, not a folder", "choose another --out")
+        if not resume and (run.last_path.exists() or run.metrics_path.exists()):
+            raise TrainingError(
+                f"{run.path} already holds a run",
+                "pass --resume to continue it, or choose another --out",
+            )
+        run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        return run
+
+    def exists(self) -> bool:
+        return self.config_path.is_file()
+
+    def read_config(self) -> dict[str, Any]:
+        if not self.config_path.is_file():
+            raise TrainingError(
+                f"{self.path} is not a run directory (no config.json)", "give the --out of a finished run"
+            )
+        return read_json(self.config_path)
+
+    def log(self, record: dict[str, Any]) -> None:
+        """Append one line to ``history.jsonl`` (flushed, so a disconnect keeps it)."""
+        with open(self.history_path, "a") as f:
+            f.write(json.dumps(record, default=float) + "\n")
+            f.flush()
+
+    def history(self) -> list[dict[str, Any]]:
+        if not self.history_path.is_file():
+            return []
+        lines = self.history_path.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def truncate_history(self, step: int) -> None:
+        """Keep the records up to ``step``: a resumed run rewrites what came after its checkpoint."""
+        kept = [r for r in self.history() if r.get("step", 0) <= step]
+        atomic_write_text(self.history_path, "".join(json.dumps(r, default=float) + "\n" for r in kept))
+
+
+def append_result(registry: str | os.PathLike, row: dict[str, Any]) -> None:
+    """Append one run's row to the results registry (one JSON object per line)."""
+    registry = Path(registry)
+    registry.parent.mkdir(parents=True, exist_ok=True)
+    with open(registry, "a") as f:
+        f.write(json.dumps(row, default=str) + "\n")
+
+
+def read_results(registry: str | os.PathLike) -> list[dict[str, Any]]:
+    """All rows of a results registry; a line cut short by a crash is skipped rather than failing the table."""
+    registry = Path(registry)
+    if not registry.is_file():
+        return []
+    rows = []
+    for line in registry.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def results_table(registry: str | os.PathLike):
+    """The registry as a pandas DataFrame, one row per run and one column per metric (``unet.dice``, ...)."""
+    import pandas as pd
+
+    rows = read_results(registry)
+    flat_rows = []
+    for r in rows:
+        base = {k: v for k, v in r.items() if k != "metrics"}
+        for model, vals in (r.get("metrics") or {}).items():
+            for k, v in vals.items():
+                base[f"{model}.{k}"] = v
+        flat_rows.append(base)
+    return pd.DataFrame(flat_rows)

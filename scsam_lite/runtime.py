@@ -1,0 +1,169 @@
+"""``setup()``: where am I running, on what device, with which precision, from which seed.
+
+Every notebook calls it first, and every trainer goes through it, so a run's platform, device, autocast dtype and
+seed are decided in one place and printed for the student to see.
+"""
+
+from __future__ import annotations
+
+import os
+import platform as _platform
+import random
+import sys
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from .errors import DeviceError
+from .paths import on_colab, on_kaggle
+
+
+@dataclass
+class Runtime:
+    """What :func:`setup` decided. ``amp_dtype`` is None when training runs in fp32."""
+
+    platform: str
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    grad_scaler: bool
+    seed: int
+    deterministic: bool
+    gpu_name: str | None = None
+    gpu_memory_gib: float | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["device"] = str(self.device)
+        d["amp_dtype"] = str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else None
+        return d
+
+    def describe(self) -> str:
+        amp = str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off (fp32)"
+        if self.grad_scaler:
+            amp += " + GradScaler"
+        gpu = f" ({self.gpu_name}, {self.gpu_memory_gib:.1f} GiB)" if self.gpu_name else ""
+        vers = ", ".join(f"{k} {v}" for k, v in self.versions.items())
+        return (
+            f"platform: {self.platform}\n"
+            f"device:   {self.device}{gpu}\n"
+            f"autocast: {amp}\n"
+            f"seed:     {self.seed}{' (deterministic)' if self.deterministic else ''}\n"
+            f"versions: {vers}"
+        )
+
+
+def detect_platform() -> str:
+    """``"colab"``, ``"kaggle"`` or ``"local"``."""
+    if on_colab():
+        return "colab"
+    if on_kaggle():
+        return "kaggle"
+    return "local"
+
+
+def pick_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` takes a CUDA GPU when there is one and falls back to the CPU; an explicit GPU that is absent is an error."""
+    name = str(device)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DeviceError(
+            f"device {name!r} was asked for but no CUDA GPU is visible to torch",
+            'use device="auto" (CPU fallback) or "cpu"; on Colab: Runtime > Change runtime type > GPU; '
+            "on Kaggle: Settings > Accelerator > GPU",
+        )
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise DeviceError("device 'mps' was asked for but Apple's MPS backend is not available", 'use "cpu"')
+    return torch.device(name)
+
+
+def pick_amp(device: torch.device, precision: str = "auto") -> tuple[torch.dtype | None, bool]:
+    """The autocast dtype and whether a GradScaler is needed.
+
+    bf16 where the GPU supports it (Ampere and newer); fp16 with a GradScaler on older GPUs such as the T4, whose
+    fp16 range needs loss scaling; fp32 on the CPU, where autocast brings no speed. ``precision`` forces one of
+    ``"bf16"``, ``"fp16"``, ``"fp32"``.
+    """
+    if precision not in ("auto", "bf16", "fp16", "fp32"):
+        raise ValueError(f"precision must be auto, bf16, fp16 or fp32, not {precision!r}")
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return None, False
+    if precision == "fp16":
+        return torch.float16, device.type == "cuda"
+    if precision == "bf16":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise DeviceError(
+                f"bf16 was asked for but {torch.cuda.get_device_name(device)} does not support it",
+                'use precision "fp16" (with a GradScaler) or "auto"',
+            )
+        return torch.bfloat16, False
+    return (torch.bfloat16, False) if torch.cuda.is_bf16_supported() else (torch.float16, True)
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed python, numpy and torch; in deterministic mode also ask cuDNN and torch for reproducible kernels."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        torch.use_deterministic_algorithms(False)
+
+
+def versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": _platform.python_version(), "torch": torch.__version__}
+    for pkg in ("scsam-lite", "segment-anything", "monai", "numpy"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    if torch.version.cuda and torch.cuda.is_available():
+        out["cuda"] = torch.version.cuda
+    return out
+
+
+def setup(
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    *,
+    precision: str = "auto",
+    deterministic: bool = False,
+    verbose: bool = True,
+) -> Runtime:
+    """Pick the device and precision, seed everything, and print what was chosen.
+
+    Args:
+        seed: seeds python, numpy and torch.
+        device: ``"auto"`` (GPU if present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
+        precision: ``"auto"`` (bf16 / fp16 + GradScaler / fp32 by hardware) or a forced one.
+        deterministic: reproducible kernels (slower on GPU); runs on the CPU are reproducible either way.
+    """
+    dev = pick_device(device)
+    amp_dtype, scaler = pick_amp(dev, precision)
+    seed_everything(seed, deterministic)
+    gpu_name = gpu_mem = None
+    if dev.type == "cuda":
+        props = torch.cuda.get_device_properties(dev)
+        gpu_name, gpu_mem = props.name, props.total_memory / 2**30
+    rt = Runtime(
+        platform=detect_platform(),
+        device=dev,
+        amp_dtype=amp_dtype,
+        grad_scaler=scaler,
+        seed=seed,
+        deterministic=deterministic,
+        gpu_name=gpu_name,
+        gpu_memory_gib=gpu_mem,
+        versions=versions(),
+    )
+    if verbose:
+        print(rt.describe(), file=sys.stdout, flush=True)
+    return rt

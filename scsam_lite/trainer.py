@@ -1,0 +1,295 @@
+"""The training loop shared by every method.
+
+It owns what all methods have in common: set-up, data, the learning-rate schedule, validation every
+``val_every`` steps, ``best.pt``/``last.pt``, resume after a disconnect, a clean stop on NaN, and the run record.
+A run killed at any moment and resumed ends with the same metrics as an uninterrupted one: batches and
+augmentation are pure functions of (seed, step), and ``last.pt`` holds the models, optimisers, scaler, step and
+the RNG states.
+"""
+
+from __future__ import annotations
+
+import platform
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import config as C
+from .data import LabelSplit, SegData, TwoStreamBatches, load_dataset, make_label_split
+from .errors import TrainingError
+from .evaluation import evaluate, validate
+from .methods import METHODS, Method
+from .paths import results_registry, runs_dir
+from .progress import use_bar
+from .runs import RunDir, append_result, load_checkpoint, save_checkpoint, write_json
+from .runtime import Runtime, setup
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: where the run is and what it measured."""
+
+    run_dir: Path
+    metrics: dict[str, dict[str, float]]
+    best_step: int
+    best_val: float
+    wall_time_s: float
+    method: Method
+    data: SegData
+    label_split: LabelSplit
+
+
+def lr_factor(schedule: str, step: int, total: int) -> float:
+    """Multiplier of the base learning rate at ``step`` (poly 0.9 as in SSL4MIS, or linear decay)."""
+    frac = min(step, total) / total
+    if schedule == "poly":
+        return (1.0 - frac) ** 0.9
+    if schedule == "linear":
+        return 1.0 - frac
+    return 1.0
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": list(random.getstate()[1]),
+        "python_pos": random.getstate()[2],
+    }
+    np_state = np.random.get_state()
+    state["numpy"] = torch.from_numpy(np_state[1].astype(np.int64))
+    state["numpy_pos"] = int(np_state[2])
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((3, tuple(state["python"]), state["python_pos"]))
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _check_resume_config(run: RunDir, cfg: C.Config) -> None:
+    saved = C.config_from_dict(run.read_config()["config"])
+    changed = C.diff(saved, cfg)
+    if changed:
+        shown = ", ".join(
+            f"{k}: {a!r} -> {b!r}" for k, a, b in ((k, *v) for k, v in list(changed.items())[:6])
+        )
+        raise TrainingError(
+            f"--resume with settings that differ from the run in {run.path} ({shown})",
+            "resume with the run's own settings (just `scsam-lite train --out RUN_DIR --resume`), or start a new --out",
+        )
+
+
+def train(
+    cfg: C.Config,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    verbose: bool = True,
+    command: str | None = None,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Train ``cfg.train.method`` on ``cfg.data.dataset`` and write the run to ``out``.
+
+    Args:
+        resume: continue from ``out/checkpoints/last.pt`` when it exists (else start fresh).
+        stop_after: stop (as if interrupted) after this many steps; for notebooks that train in parts.
+    """
+    t0 = time.perf_counter()
+    C.validate(cfg)
+    method_cls = METHODS.get(cfg.train.method)
+    run = RunDir.open(out, resume=resume)
+    resuming = resume and run.last_path.is_file()
+    if resuming:
+        _check_resume_config(run, cfg)
+    rt: Runtime = setup(
+        cfg.train.seed,
+        cfg.train.device,
+        precision=cfg.train.precision,
+        deterministic=cfg.train.deterministic,
+        verbose=verbose,
+    )
+    data = load_dataset(
+        cfg.data.dataset,
+        root=cfg.data.data_root,
+        resolution=cfg.data.resolution,
+        cache_dir=cfg.data.cache_dir,
+    )
+    cfg.data.resolution = data.resolution
+    labeled = cfg.data.labeled if cfg.data.labeled <= 1 else int(cfg.data.labeled)
+    split = make_label_split(
+        data,
+        labeled,
+        seed=cfg.data.split_seed,
+        unit=cfg.data.label_unit,
+        require_unlabeled=method_cls.needs_unlabeled,
+    )
+    method = method_cls(cfg, data, rt)
+    batches = TwoStreamBatches(
+        data,
+        split,
+        cfg.data.batch_labeled,
+        cfg.data.batch_unlabeled if method_cls.needs_unlabeled else 0,
+        seed=cfg.train.seed,
+        device=rt.device,
+        augment=cfg.data.augment,
+    )
+    if verbose:
+        print(data.summary())
+        print(split.description)
+
+    step, best_val, best_step, elapsed = 0, -1.0, 0, 0.0
+    if resuming:
+        state = load_checkpoint(run.last_path, map_location=rt.device)
+        method.load_state_dict(state["method"])
+        step, best_val, best_step = state["step"], state["best_val"], state["best_step"]
+        elapsed = state.get("elapsed_s", 0.0)
+        _set_rng_state(state["rng"])
+        run.truncate_history(step)
+        if verbose:
+            print(f"resumed from {run.last_path} at step {step}")
+    else:
+        run.history_path.unlink(missing_ok=True)
+        write_json(
+            run.config_path,
+            {
+                "config": cfg.to_dict(),
+                "config_hash": C.config_hash(cfg),
+                "command": command or " ".join(sys.argv),
+                "label_split": split.description,
+                "data": data.summary(),
+                "runtime": rt.as_dict(),
+            },
+        )
+
+    total = cfg.train.iterations
+    end = total if stop_after is None else min(total, step + stop_after)
+    bar = use_bar()
+    pbar = tqdm(total=total, initial=step, desc=cfg.train.method, disable=not bar, dynamic_ncols=True)
+    method.train(True)
+    t_loop = time.perf_counter()
+    losses: dict[str, float] = {}
+    try:
+        while step < end:
+            method.set_lr_factor(lr_factor(cfg.train.lr_schedule, step, total))
+            losses = method.train_step(batches.batch(step), step)
+            step += 1
+            pbar.update(1)
+            if step % cfg.train.val_every == 0 or step == total:
+                val = validate(method, data, "val", cfg.train.eval_batch_size)
+                score = val[method.selection_model]
+                if score > best_val:
+                    best_val, best_step = score, step
+                    save_checkpoint(run.best_path, {"method": method.state_dict(), "step": step, "val": val})
+                now = elapsed + time.perf_counter() - t_loop
+                lr = next(iter(method.optimizers.values())).param_groups[0]["lr"]
+                record = {"step": step, "time_s": round(now, 2), "lr": lr, **losses, "val_dice": val}
+                run.log(record)
+                save_checkpoint(
+                    run.last_path,
+                    {
+                        "method": method.state_dict(),
+                        "step": step,
+                        "best_val": best_val,
+                        "best_step": best_step,
+                        "elapsed_s": now,
+                        "rng": _rng_state(),
+                    },
+                )
+                text = " ".join(f"{k} {v:.3f}" for k, v in val.items())
+                if bar:
+                    pbar.set_postfix_str(f"loss {losses.get('loss', float('nan')):.3f} val dice {text}")
+                else:
+                    print(
+                        f"step {step}/{total}  loss {losses.get('loss', float('nan')):.4f}  val dice {text}",
+                        flush=True,
+                    )
+    finally:
+        pbar.close()
+
+    wall = elapsed + time.perf_counter() - t_loop
+    metrics: dict[str, dict[str, float]] = {}
+    if step >= total:
+        method.load_state_dict(
+            load_checkpoint(run.best_path, map_location=rt.device)["method"], models_only=True
+        )
+        metrics = evaluate(method, data, "test", cfg.train.eval_batch_size)
+        write_json(run.metrics_path, metrics)
+        append_result(
+            results_registry(run.path),
+            {
+                "run_dir": str(run.path.resolve()),
+                "config_hash": C.config_hash(cfg),
+                "method": cfg.train.method,
+                "dataset": cfg.data.dataset,
+                "labeled": cfg.data.labeled,
+                "label_split": split.description,
+                "preset": cfg.preset,
+                "seed": cfg.train.seed,
+                "iterations": total,
+                "best_step": best_step,
+                "val_dice": best_val,
+                "metrics": metrics,
+                "device": rt.gpu_name or str(rt.device),
+                "host": platform.node(),
+                "wall_time_s": round(time.perf_counter() - t0, 1),
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            },
+        )
+        if verbose:
+            print(format_metrics(metrics, f"test metrics (best step {best_step}, val dice {best_val:.4f})"))
+    return TrainResult(run.path, metrics, best_step, best_val, wall, method, data, split)
+
+
+def default_run_dir(dataset: str, method: str) -> Path:
+    """A new run directory under ``runs/`` (or ``$SCSAM_RUNS_DIR``), named by dataset, method and time."""
+    return runs_dir() / f"{dataset}-{method}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def format_metrics(metrics: dict[str, dict[str, float]], title: str = "metrics") -> str:
+    lines = [title]
+    for model, vals in metrics.items():
+        lines.append(
+            f"  {model:10s} " + "  ".join(f"{k} {v:.4f}" for k, v in vals.items() if not k.endswith("_std"))
+        )
+    return "\n".join(lines)
+
+
+def load_run(
+    run_dir: str | Path, *, checkpoint: str = "best", device: str = "auto"
+) -> tuple[Method, SegData, C.Config]:
+    """Rebuild a finished (or interrupted) run's method with its weights, its data and its config."""
+    run = RunDir(run_dir)
+    cfg = C.config_from_dict(run.read_config()["config"])
+    method_cls = METHODS.get(cfg.train.method)
+    rt = setup(cfg.train.seed, device, precision=cfg.train.precision, verbose=False)
+    data = load_dataset(
+        cfg.data.dataset,
+        root=cfg.data.data_root,
+        resolution=cfg.data.resolution,
+        cache_dir=cfg.data.cache_dir,
+    )
+    method = method_cls(cfg, data, rt)
+    path = run.best_path if checkpoint == "best" else run.last_path
+    state = load_checkpoint(path, map_location=rt.device)
+    try:
+        method.load_state_dict(state["method"], models_only=True)
+    except (KeyError, RuntimeError) as exc:
+        from .errors import CheckpointError
+
+        raise CheckpointError(
+            f"{path} does not fit the {cfg.train.method} models of this run ({type(exc).__name__})",
+            "point at the run directory this checkpoint came from",
+        ) from None
+    return method, data, cfg

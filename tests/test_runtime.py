@@ -1,0 +1,52 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from scsam_lite import setup
+from scsam_lite.errors import DeviceError
+from scsam_lite.runtime import detect_platform, pick_amp
+
+
+def test_setup_cpu_prints_and_seeds(capsys):
+    rt = setup(seed=5)
+    out = capsys.readouterr().out
+    assert "platform: local" in out and "device:" in out and "torch" in out
+    a = (random.random(), np.random.rand(), torch.rand(1).item())
+    setup(seed=5, verbose=False)
+    assert a == (random.random(), np.random.rand(), torch.rand(1).item())
+    if not torch.cuda.is_available():
+        assert rt.device.type == "cpu" and rt.amp_dtype is None and not rt.grad_scaler
+
+
+def test_cudnn_flags_follow_determinism():
+    setup(seed=0, deterministic=True, verbose=False)
+    assert torch.backends.cudnn.deterministic is True and torch.backends.cudnn.benchmark is False
+    setup(seed=0, deterministic=False, verbose=False)
+    assert torch.backends.cudnn.deterministic is False
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_explicit_gpu_without_one_is_a_clear_error():
+    with pytest.raises(DeviceError) as e:
+        setup(device="cuda", verbose=False)
+    assert "auto" in str(e.value)
+
+
+def test_amp_choice():
+    assert pick_amp(torch.device("cpu")) == (None, False)
+    assert pick_amp(torch.device("cpu"), "fp32") == (None, False)
+    with pytest.raises(ValueError):
+        pick_amp(torch.device("cpu"), "fp8")
+
+
+def test_platform_detection(monkeypatch):
+    for var in ("COLAB_RELEASE_TAG", "COLAB_GPU", "KAGGLE_KERNEL_RUN_TYPE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr("scsam_lite.paths.Path.is_dir", lambda self: False)
+    assert detect_platform() == "local"
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
+    assert detect_platform() == "kaggle"
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "release-colab")
+    assert detect_platform() == "colab"
