@@ -72,11 +72,18 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", default="best", choices=["best", "last"])
     e.add_argument("--device", default="auto")
 
-    d = sub.add_parser("download", help="download a dataset or SAM checkpoint (sha256 checked, resumable)")
+    from .download import help_text
+
+    d = sub.add_parser(
+        "download",
+        help="download a dataset or SAM checkpoint (sha256 checked, resumable)",
+        epilog=help_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     d.add_argument("name", help="kvasir-seg | cvc-clinicdb | promise12 | sam-vit-b | sam-vit-l | sam-vit-h")
     d.add_argument(
         "--root",
-        help="where datasets go (default: $SCSAM_DATA_ROOT); checkpoints go to $SCSAM_CHECKPOINT_DIR",
+        help="where to put it (datasets default to $SCSAM_DATA_ROOT, checkpoints to $SCSAM_CHECKPOINT_DIR)",
     )
     d.add_argument("--source", help="official | kaggle | zenodo (default: the dataset's own)")
     d.add_argument("--force", action="store_true", help="download again even if a complete copy is there")

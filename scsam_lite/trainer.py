@@ -210,7 +210,7 @@ def train(
                 text = " ".join(f"{k} {v:.3f}" for k, v in val.items())
                 if bar:
                     pbar.set_postfix_str(f"loss {losses.get('loss', float('nan')):.3f} val dice {text}")
-                else:
+                elif verbose:
                     print(
                         f"step {step}/{total}  loss {losses.get('loss', float('nan')):.4f}  val dice {text}",
                         flush=True,
@@ -261,7 +261,8 @@ def format_metrics(metrics: dict[str, dict[str, float]], title: str = "metrics")
     lines = [title]
     for model, vals in metrics.items():
         lines.append(
-            f"  {model:10s} " + "  ".join(f"{k} {v:.4f}" for k, v in vals.items() if not k.endswith("_std"))
+            f"  {model:10s} "
+            + "  ".join(f"{k} {v:.4f}" for k, v in vals.items() if k in ("dice", "iou", "hd95", "asd"))
         )
     return "\n".join(lines)
 

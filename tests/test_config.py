@@ -5,14 +5,18 @@ from scsam_lite.errors import ConfigError
 
 
 def test_preset_then_fields_then_overrides():
-    cfg = C.build_config("quick", {"train.lr": "0.02", "seed": "3"}, **{"train.method": "unet", "data.labeled": 44})
+    cfg = C.build_config(
+        "quick", {"train.lr": "0.02", "seed": "3"}, **{"train.method": "unet", "data.labeled": 44}
+    )
     assert cfg.preset == "quick"
     assert cfg.train.iterations == C.PRESETS["quick"]["train.iterations"]
     assert cfg.train.lr == 0.02 and cfg.train.seed == 3 and cfg.data.labeled == 44
 
 
 def test_types_are_converted_and_none_accepted():
-    cfg = C.build_config("quick", {"data.resolution": "none", "train.deterministic": "yes", "data.batch_labeled": "4"})
+    cfg = C.build_config(
+        "quick", {"data.resolution": "none", "train.deterministic": "yes", "data.batch_labeled": "4"}
+    )
     assert cfg.data.resolution is None and cfg.train.deterministic is True and cfg.data.batch_labeled == 4
     with pytest.raises(ConfigError, match="not a valid int"):
         C.build_config("quick", {"train.iterations": "many"})

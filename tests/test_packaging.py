@@ -1,9 +1,9 @@
 """The install paths agree: environment.yml with pyproject.toml, the README's commands with CI."""
 
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,12 @@ from scsam_lite.errors import TrainingError
 from scsam_lite.runs import load_checkpoint, read_results
 from scsam_lite.trainer import lr_factor, train
 
-TINY = {"train.iterations": "30", "train.val_every": "10", "data.labeled": "0.2", "train.deterministic": "true"}
+TINY = {
+    "train.iterations": "30",
+    "train.val_every": "10",
+    "data.labeled": "0.2",
+    "train.deterministic": "true",
+}
 
 
 def tiny_config(**extra):
@@ -46,8 +51,12 @@ def test_a_run_writes_its_record(tmp_path):
 
 def test_training_learns_something(tmp_path):
     """More steps must beat a barely trained network (the trainer actually optimises)."""
-    short = train(tiny_config(**{"train.iterations": "2", "train.val_every": "2"}), tmp_path / "a", verbose=False)
-    longer = train(tiny_config(**{"train.iterations": "120", "train.val_every": "60"}), tmp_path / "b", verbose=False)
+    short = train(
+        tiny_config(**{"train.iterations": "2", "train.val_every": "2"}), tmp_path / "a", verbose=False
+    )
+    longer = train(
+        tiny_config(**{"train.iterations": "120", "train.val_every": "60"}), tmp_path / "b", verbose=False
+    )
     assert longer.metrics["unet"]["dice"] > short.metrics["unet"]["dice"] + 0.1
 
 
@@ -68,7 +77,9 @@ def test_nan_loss_stops_with_last_checkpoint_intact(tmp_path, monkeypatch):
     assert "--resume" in e.value.fix
     state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     assert state["step"] == 10
-    assert all(torch.isfinite(v).all() for v in state["method"]["models"]["unet"].values() if v.is_floating_point())
+    assert all(
+        torch.isfinite(v).all() for v in state["method"]["models"]["unet"].values() if v.is_floating_point()
+    )
 
 
 def _cli(*args):
@@ -81,8 +92,12 @@ def test_resume_after_kill_gives_the_same_metrics(tmp_path):
     env = {**os.environ, "SCSAM_PROGRESS": "lines"}
     subprocess.run(_cli(*sets, "--out", str(tmp_path / "whole")), check=True, env=env, capture_output=True)
 
-    victim = subprocess.Popen(_cli(*sets, "--out", str(tmp_path / "cut")), env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    victim = subprocess.Popen(
+        _cli(*sets, "--out", str(tmp_path / "cut")),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     history = tmp_path / "cut" / "history.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and not (history.exists() and history.read_text().count("\n") >= 2):
@@ -91,7 +106,9 @@ def test_resume_after_kill_gives_the_same_metrics(tmp_path):
     victim.wait()
     assert not (tmp_path / "cut" / "metrics.json").exists(), "the run finished before it could be killed"
 
-    done = subprocess.run(_cli("--out", str(tmp_path / "cut"), "--resume"), env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        _cli("--out", str(tmp_path / "cut"), "--resume"), env=env, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
     cut = json.loads((tmp_path / "cut" / "metrics.json").read_text())
@@ -101,6 +118,12 @@ def test_resume_after_kill_gives_the_same_metrics(tmp_path):
 
 
 def test_resume_with_other_settings_is_refused(tmp_path):
-    train(tiny_config(**{"train.iterations": "10"}), tmp_path / "run", verbose=False, stop_after=5)
+    train(tiny_config(**{"train.iterations": "20"}), tmp_path / "run", verbose=False, stop_after=10)
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 10
     with pytest.raises(TrainingError, match="train.lr"):
-        train(tiny_config(**{"train.iterations": "10", "train.lr": "0.5"}), tmp_path / "run", resume=True, verbose=False)
+        train(
+            tiny_config(**{"train.iterations": "20", "train.lr": "0.5"}),
+            tmp_path / "run",
+            resume=True,
+            verbose=False,
+        )

@@ -1,0 +1,191 @@
+"""Plain matplotlib pictures for notebooks and widgets.
+
+Every function returns a :class:`matplotlib.figure.Figure` made with ``pyplot``, so in Jupyter it appears like any
+other plot at the end of the cell (end the line with ``;`` to avoid a second copy of the returned figure).
+Colours are fixed throughout the course: the ground truth is a translucent green fill with a green outline, a
+prediction is a magenta outline, so "green = truth, magenta = model" holds in every notebook.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_rgba
+from matplotlib.figure import Figure
+
+GT_COLOR = "#2bd92b"
+PRED_COLOR = "#ff2bd5"
+SPLIT_COLORS = {
+    "train": "#4c72b0",
+    "labeled": "#dd8452",
+    "unlabeled": "#8c8c8c",
+    "val": "#55a868",
+    "test": "#c44e52",
+}
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def show_image(ax: Axes, image: Any, title: str | None = None) -> None:
+    """Draw an ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)`` image (uint8 or float in [0, 1]) without axis ticks."""
+    img = _to_numpy(image)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    if img.ndim == 2:
+        vmax = 255 if img.dtype == np.uint8 else None
+        ax.imshow(img, cmap="gray", vmin=0 if vmax else None, vmax=vmax, interpolation="nearest")
+    else:
+        ax.imshow(img if img.dtype == np.uint8 else np.clip(img, 0, 1), interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def _outline(ax: Axes, mask: np.ndarray, color: str, style: str = "solid") -> None:
+    if mask.any() and not mask.all():
+        ax.contour(mask.astype(float), levels=[0.5], colors=[color], linewidths=1.5, linestyles=style)
+
+
+def overlay(
+    ax: Axes,
+    image: Any,
+    mask: Any = None,
+    pred: Any = None,
+    *,
+    title: str | None = None,
+    alpha: float = 0.35,
+) -> None:
+    """An image with the ground-truth mask (green fill + outline) and a prediction (magenta outline) on top."""
+    show_image(ax, image, title)
+    if mask is not None:
+        m = _to_numpy(mask).astype(bool)
+        rgba = np.zeros((*m.shape, 4))
+        rgba[m] = to_rgba(GT_COLOR, alpha)
+        ax.imshow(rgba, interpolation="nearest")
+        _outline(ax, m, GT_COLOR)
+    if pred is not None:
+        _outline(ax, _to_numpy(pred).astype(bool), PRED_COLOR, "dashed")
+
+
+def sample_grid(
+    images: Sequence[Any],
+    masks: Sequence[Any] | None = None,
+    preds: Sequence[Any] | None = None,
+    *,
+    titles: Sequence[str] | None = None,
+    ncols: int = 4,
+    size: float = 2.6,
+    suptitle: str | None = None,
+) -> Figure:
+    """A grid of images with optional mask fills and prediction outlines, one panel per item."""
+    n = len(images)
+    ncols = max(1, min(ncols, n))
+    nrows = max(1, -(-n // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i >= n:
+            ax.axis("off")
+            continue
+        overlay(
+            ax,
+            images[i],
+            None if masks is None else masks[i],
+            None if preds is None else preds[i],
+            title=None if titles is None else titles[i],
+        )
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def dataset_gallery(datasets: Sequence[Any], n: int = 4, split: str = "train", size: float = 2.4) -> Figure:
+    """One row per dataset: its first ``n`` items of ``split`` with the mask overlaid, to compare them side by side."""
+    rows = len(datasets)
+    fig, axes = plt.subplots(rows, n, figsize=(size * n, size * rows + 0.2), squeeze=False)
+    for r, data in enumerate(datasets):
+        idx = np.asarray(data.splits[split])[:n]
+        for c, ax in enumerate(axes[r]):
+            if c >= len(idx):
+                ax.axis("off")
+                continue
+            i = int(idx[c])
+            overlay(ax, data.images[i], data.masks[i], title=data.ids[i])
+        axes[r][0].set_ylabel(data.name, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def split_counts(data: Any, label_split: Any = None) -> dict[str, int]:
+    """Items per split, with the training set broken into labeled/unlabeled when a label split is given."""
+    counts = {name: len(idx) for name, idx in data.splits.items()}
+    if label_split is not None:
+        counts.pop("train", None)
+        counts = {
+            "labeled": len(label_split.labeled),
+            "unlabeled": len(label_split.unlabeled),
+            **counts,
+        }
+    return counts
+
+
+def split_bar(counts: Mapping[str, int], title: str | None = None, ax: Axes | None = None) -> Figure:
+    """Horizontal bars of item counts per split (train, labeled, unlabeled, val, test), each labelled."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 0.45 * len(counts) + 0.9))
+    else:
+        fig = ax.figure
+    names = list(counts)
+    values = [int(counts[k]) for k in names]
+    bars = ax.barh(names, values, color=[SPLIT_COLORS.get(k, "#4c72b0") for k in names])
+    ax.bar_label(bars, labels=[str(v) for v in values], padding=3, fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xlabel("items")
+    ax.set_xlim(0, max(values + [1]) * 1.15)
+    ax.spines[["top", "right"]].set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def views_row(views: Mapping[str, tuple[Any, Any]], size: float = 2.8, suptitle: str | None = None) -> Figure:
+    """The same item under several views, e.g. ``{"original": (img, mask), "weak": ..., "strong": ...}``."""
+    fig, axes = plt.subplots(1, len(views), figsize=(size * len(views), size + 0.4), squeeze=False)
+    for ax, (name, (image, mask)) in zip(axes[0], views.items(), strict=True):
+        overlay(ax, image, mask, title=name)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def figure_png(fig: Figure, dpi: int = 80) -> bytes:
+    """PNG bytes of a figure, drawn with Agg whatever the backend (widgets display these)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def figure_pixels(fig: Figure) -> np.ndarray:
+    """The figure drawn to an ``(H, W, 4)`` uint8 array, for tests that compare renders."""
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba()).copy()
+
+
+def close(fig: Figure | None) -> None:
+    """Release a figure from pyplot (no-op for None), so long widget sessions do not pile figures up."""
+    if fig is not None:
+        plt.close(fig)

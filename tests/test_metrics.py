@@ -1,0 +1,207 @@
+"""Metrics against shapes whose answers are worked out by hand (see each test's comment)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from scsam_lite.errors import ConfigError, DataError
+from scsam_lite.metrics import (
+    METRIC_NAMES,
+    batch_metrics,
+    segmentation_metrics,
+    summarize,
+    volume_metrics,
+)
+
+
+def square(shape=(32, 32), top=8, left=8, side=10) -> np.ndarray:
+    m = np.zeros(shape, dtype=np.uint8)
+    m[top : top + side, left : left + side] = 1
+    return m
+
+
+def vline(col: int, shape=(32, 32), rows=(4, 28)) -> np.ndarray:
+    m = np.zeros(shape, dtype=bool)
+    m[rows[0] : rows[1], col] = True
+    return m
+
+
+def test_identical_masks_are_perfect():
+    m = square()
+    assert segmentation_metrics(m, m) == {"dice": 1.0, "iou": 1.0, "hd95": 0.0, "asd": 0.0}
+
+
+def test_squares_offset_by_two_pixels():
+    # Two 10x10 squares, the second shifted right by k = 2.
+    # Overlap 10 x 8: Dice = 2*80 / 200 = 0.8, IoU = 80 / 120 = 2/3.
+    # Boundary of each square: 36 pixels. Distances from one boundary to the other (same both ways by symmetry):
+    #   top and bottom rows: 2, 1, then 0 x 8; left column (8 inner pixels): 2 each;
+    #   right column (inner rows i = 1..8, inside the other square): min(i, 9 - i, 2) = 1,2,2,2,2,2,2,1.
+    # Sorted: 16 zeros, 4 ones, 16 twos -> 95th percentile (rank 33.25 of 35) = 2; mean = (4 + 32) / 36 = 1.
+    got = segmentation_metrics(square(left=8), square(left=10))
+    assert got["dice"] == pytest.approx(0.8)
+    assert got["iou"] == pytest.approx(2 / 3)
+    assert got["hd95"] == pytest.approx(2.0)
+    assert got["asd"] == pytest.approx(1.0)
+
+
+def test_isotropic_spacing_doubles_distances_but_not_overlap():
+    px = segmentation_metrics(square(left=8), square(left=10))
+    mm = segmentation_metrics(square(left=8), square(left=10), spacing=2.0)
+    assert mm["dice"] == px["dice"] and mm["iou"] == px["iou"]
+    assert mm["hd95"] == pytest.approx(2 * px["hd95"]) == pytest.approx(4.0)
+    assert mm["asd"] == pytest.approx(2 * px["asd"]) == pytest.approx(2.0)
+
+
+def test_parallel_lines_and_anisotropic_spacing_follow_axis_order():
+    # Two one-pixel-wide vertical lines 3 columns apart: every pixel is a boundary pixel and its nearest
+    # partner is exactly 3 columns away, so HD95 = ASD = 3 px; no overlap, so Dice = IoU = 0.
+    a, b = vline(10), vline(13)
+    got = segmentation_metrics(a, b)
+    assert got == pytest.approx({"dice": 0.0, "iou": 0.0, "hd95": 3.0, "asd": 3.0})
+    # Spacing is (y, x): a wider x pixel stretches the gap, a taller y pixel does not.
+    assert segmentation_metrics(a, b, spacing=(1.0, 0.5))["hd95"] == pytest.approx(1.5)
+    assert segmentation_metrics(a, b, spacing=(4.0, 0.5))["asd"] == pytest.approx(1.5)
+
+
+def test_nan_spacing_means_pixels():
+    a, b = vline(10), vline(13)
+    assert segmentation_metrics(a, b, spacing=(np.nan, np.nan))["hd95"] == pytest.approx(3.0)
+
+
+def test_both_empty_is_perfect():
+    z = np.zeros((16, 16), dtype=np.uint8)
+    assert segmentation_metrics(z, z) == {"dice": 1.0, "iou": 1.0, "hd95": 0.0, "asd": 0.0}
+
+
+@pytest.mark.parametrize("which", ["pred", "gt"])
+def test_exactly_one_empty_scores_the_diagonal(which):
+    m, z = square(shape=(30, 40)), np.zeros((30, 40), dtype=np.uint8)
+    pred, gt = (z, m) if which == "pred" else (m, z)
+    got = segmentation_metrics(pred, gt)
+    assert got == {"dice": 0.0, "iou": 0.0, "hd95": 50.0, "asd": 50.0}  # sqrt(30^2 + 40^2)
+    mm = segmentation_metrics(pred, gt, spacing=(0.5, 0.5))
+    assert mm["hd95"] == mm["asd"] == pytest.approx(25.0)
+
+
+def test_worst_case_is_worse_than_any_real_miss():
+    # The farthest real prediction in the image (opposite corners) still beats "predicted nothing".
+    a, b = np.zeros((20, 20), bool), np.zeros((20, 20), bool)
+    a[0, 0], b[19, 19] = True, True
+    real = segmentation_metrics(a, b)
+    empty = segmentation_metrics(np.zeros_like(a), b)
+    assert real["hd95"] < empty["hd95"] and real["asd"] < empty["asd"]
+
+
+def test_no_nan_inf_or_warning_leaks_out():
+    rng = np.random.default_rng(0)
+    cases = [(rng.random((24, 24)) > 0.7, rng.random((24, 24)) > 0.9) for _ in range(5)]
+    cases += [
+        (np.zeros((24, 24), bool), np.zeros((24, 24), bool)),
+        (np.ones((24, 24), bool), np.zeros((24, 24))),
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rows = [segmentation_metrics(p, g) for p, g in cases]
+    assert all(math.isfinite(v) for r in rows for v in r.values())
+
+
+def test_matches_monai_on_random_blobs():
+    # Cross-check the wrapper (spacing order, percentile, symmetric ASD) against MONAI's public functions.
+    from monai.metrics import compute_average_surface_distance, compute_hausdorff_distance
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(1)
+    p = gaussian_filter(rng.random((48, 40)), 3) > 0.5
+    g = gaussian_filter(rng.random((48, 40)), 3) > 0.5
+    assert p.any() and g.any()
+    spacing = (0.7, 1.3)
+    got = segmentation_metrics(p, g, spacing=spacing)
+    t = lambda m: torch.from_numpy(m)[None, None]  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hd = compute_hausdorff_distance(t(p), t(g), percentile=95, spacing=list(spacing)).item()
+        asd = compute_average_surface_distance(t(p), t(g), symmetric=True, spacing=list(spacing)).item()
+    assert got["hd95"] == pytest.approx(hd) and got["asd"] == pytest.approx(asd)
+    assert got["dice"] == pytest.approx(2 * (p & g).sum() / (p.sum() + g.sum()))
+
+
+def test_volume_plates_use_zyx_spacing():
+    # Two one-voxel-thick plates two slices apart: every distance is 2 slices = 2 * 3 mm.
+    a = np.zeros((8, 12, 12), bool)
+    b = np.zeros_like(a)
+    a[2, 2:10, 2:10] = True
+    b[4, 2:10, 2:10] = True
+    got = volume_metrics(a, b, spacing_zyx=(3.0, 0.5, 0.5))
+    assert got == pytest.approx({"dice": 0.0, "iou": 0.0, "hd95": 6.0, "asd": 6.0})
+    assert volume_metrics(a, b)["hd95"] == pytest.approx(2.0)
+
+
+def test_volume_cubes_overlap():
+    # 6^3 cubes shifted one slice along z: overlap 5*6*6 -> Dice = 5/6, IoU = 5/7; no surface is farther than
+    # one slice from the other's, so HD95 <= 1 slice (here 2.5 mm).
+    a = np.zeros((12, 12, 12), np.uint8)
+    b = np.zeros_like(a)
+    a[2:8, 3:9, 3:9] = 1
+    b[3:9, 3:9, 3:9] = 1
+    got = volume_metrics(a, b, spacing_zyx=(2.5, 1.0, 1.0))
+    assert got["dice"] == pytest.approx(5 / 6) and got["iou"] == pytest.approx(5 / 7)
+    assert 0 < got["asd"] <= got["hd95"] <= 2.5
+
+
+def test_torch_and_0_255_inputs():
+    m = square() * 255
+    t = torch.from_numpy(square(left=10)).float()
+    assert segmentation_metrics(m, t)["dice"] == pytest.approx(0.8)
+
+
+def test_probabilities_are_refused_with_a_fix():
+    with pytest.raises(DataError) as err:
+        segmentation_metrics(np.full((8, 8), 0.7), square(shape=(8, 8), top=1, left=1, side=4))
+    assert "threshold" in err.value.fix
+
+
+def test_bad_inputs_raise_one_clear_error():
+    with pytest.raises(DataError, match="shape"):
+        segmentation_metrics(np.zeros((8, 8)), np.zeros((8, 9)))
+    with pytest.raises(DataError, match="2D"):
+        segmentation_metrics(np.zeros((1, 1, 8, 8)), np.zeros((1, 1, 8, 8)))
+    with pytest.raises(ConfigError, match="spacing"):
+        segmentation_metrics(square(), square(), spacing=(1.0, 1.0, 1.0))
+    with pytest.raises(ConfigError, match="positive"):
+        segmentation_metrics(square(), square(), spacing=-1.0)
+    with pytest.raises(DataError, match="3D"):
+        volume_metrics(square(), square())
+
+
+def test_batch_metrics_and_per_item_spacing():
+    preds = np.stack([square(left=8), vline(10).astype(np.uint8)])
+    gts = np.stack([square(left=10), vline(13).astype(np.uint8)])
+    rows = batch_metrics(preds, gts)
+    assert [r["hd95"] for r in rows] == pytest.approx([2.0, 3.0])
+    rows = batch_metrics(preds, gts, spacings=np.array([[2.0, 2.0], [1.0, 0.5]]))
+    assert [r["hd95"] for r in rows] == pytest.approx([4.0, 1.5])
+    assert batch_metrics(torch.from_numpy(preds), torch.from_numpy(gts)) == batch_metrics(preds, gts)
+    with pytest.raises(ConfigError, match="spacings"):
+        batch_metrics(preds, gts, spacings=[None])
+    with pytest.raises(DataError):
+        batch_metrics(preds, gts[:1])
+
+
+def test_summarize_means_and_std():
+    rows = [
+        {"dice": 0.5, "iou": 0.25, "hd95": 2.0, "asd": 1.0},
+        {"dice": 1.0, "iou": 1.0, "hd95": 4.0, "asd": 3.0},
+    ]
+    s = summarize(rows)
+    assert s["dice"] == pytest.approx(0.75) and s["dice_std"] == pytest.approx(0.25)
+    assert s["hd95"] == pytest.approx(3.0) and s["asd_std"] == pytest.approx(1.0)
+    assert s["n"] == 2
+    assert set(METRIC_NAMES) <= set(s)
+    with pytest.raises(DataError):
+        summarize([])

@@ -1,0 +1,183 @@
+"""Every notebook follows the course's cell order and is committed stripped.
+
+The order (see notebooks/README.md): a title with Colab and Kaggle badges; an install cell that only acts on
+hosted platforms; one ``parameters``-tagged cell whose values come from environment variables; a
+``scsam_lite.setup(...)`` call; the content; "Exercises" last. Outputs are only kept for ``# NBVAL_CHECK_OUTPUT``
+cells, whose expected output nbval compares. Running the notebooks is nbval's job: ``pytest --nbval-lax notebooks/``.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata as md
+import importlib.util
+import re
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import scsam_lite
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+CHECK = "# NBVAL_CHECK_OUTPUT"
+HOSTED_VARS = ("COLAB_RELEASE_TAG", "COLAB_GPU", "KAGGLE_KERNEL_RUN_TYPE", "KAGGLE_URL_BASE")
+OWNER_REPO = scsam_lite.REPO_URL.removeprefix("https://github.com/")
+
+pytestmark = pytest.mark.skipif(not NOTEBOOKS, reason="no notebooks yet")
+
+
+def load(path: Path):
+    return nbformat.read(path, as_version=4)
+
+
+def code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def install_cell(nb):
+    return code_cells(nb)[0]
+
+
+def parameters_cells(nb):
+    return [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+
+
+@pytest.fixture(params=NOTEBOOKS, ids=lambda p: p.name)
+def nb_path(request) -> Path:
+    return request.param
+
+
+def test_valid_nbformat(nb_path):
+    nbformat.validate(load(nb_path))
+
+
+def test_title_has_both_badges_pointing_at_this_notebook(nb_path):
+    first = load(nb_path).cells[0]
+    assert first.cell_type == "markdown" and first.source.lstrip().startswith("# ")
+    target = f"{OWNER_REPO}/blob/main/notebooks/{nb_path.name}"
+    assert f"https://colab.research.google.com/github/{target}" in first.source
+    assert (
+        f"https://kaggle.com/kernels/welcome?src={scsam_lite.REPO_URL}/blob/main/notebooks/{nb_path.name}"
+        in first.source
+    )
+    assert "colab-badge.svg" in first.source and "open-in-kaggle.svg" in first.source
+
+
+def _run_install_cell(source: str, monkeypatch, env: dict[str, str]) -> list[list[str]]:
+    """Execute the install cell with pip stubbed out; return the commands it would have run."""
+    for name in HOSTED_VARS:
+        monkeypatch.delenv(name, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    calls: list[list[str]] = []
+
+    def fake_run(cmd, *args, **kwargs):
+        calls.append([str(c) for c in cmd])
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setattr(subprocess, "check_call", fake_run)
+    exec(compile(source, "<install cell>", "exec"), {"__name__": "__main__"})
+    return calls
+
+
+@pytest.mark.parametrize("env", [{}, {"COLAB_RELEASE_TAG": "release"}], ids=["local", "hosted-installed"])
+def test_install_cell_is_a_no_op_locally_or_when_installed(nb_path, monkeypatch, env):
+    cell = install_cell(load(nb_path))
+    assert "pip" in cell.source, "the first code cell must be the install cell"
+    assert _run_install_cell(cell.source, monkeypatch, env) == []
+
+
+@pytest.mark.parametrize("env", [{"COLAB_RELEASE_TAG": "release"}, {"KAGGLE_KERNEL_RUN_TYPE": "Interactive"}])
+def test_install_cell_installs_from_the_repo_on_hosted_platforms(nb_path, monkeypatch, tmp_path, env):
+    monkeypatch.chdir(tmp_path)
+    # Pretend scsam_lite is not installed yet, as on a fresh Colab/Kaggle runtime.
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "scsam_lite" else real_find_spec(name, *a),
+    )
+    calls = _run_install_cell(install_cell(load(nb_path)).source, monkeypatch, env)
+    pips = [c for c in calls if "pip" in c]
+    assert len(pips) == 1
+    cmd = pips[0]
+    assert any(scsam_lite.REPO_URL in part for part in cmd)
+    assert "-c" in cmd, "torch, numpy and ipywidgets must be pinned with a constraints file"
+    pins = Path(cmd[cmd.index("-c") + 1]).read_text().split()
+    for pkg in ("torch", "numpy", "ipywidgets"):
+        assert f"{pkg}=={md.version(pkg)}" in pins
+
+
+def test_one_parameters_cell_reading_env_vars(nb_path):
+    nb = load(nb_path)
+    cells = parameters_cells(nb)
+    assert len(cells) == 1, "exactly one cell tagged 'parameters'"
+    cell = cells[0]
+    assert nb.cells.index(cell) == nb.cells.index(install_cell(nb)) + 1, "parameters come right after install"
+    tree = ast.parse(cell.source)
+    assigns = [n for n in tree.body if isinstance(n, ast.Assign | ast.AnnAssign)]
+    assert assigns, "the parameters cell assigns the notebook's parameters"
+    for node in assigns:
+        value = ast.get_source_segment(cell.source, node.value) or ""
+        name = ast.get_source_segment(
+            cell.source, node.targets[0] if isinstance(node, ast.Assign) else node.target
+        )
+        assert "os.environ" in value, f"parameter {name} must default to an environment variable"
+        assert re.fullmatch(r"[A-Z][A-Z0-9_]*", name or ""), f"parameter {name} should be UPPER_CASE"
+    assert "PROFILE" in cell.source and "SCSAM_PROFILE" in cell.source and "SCSAM_SEED" in cell.source
+
+
+def test_setup_call_follows_parameters(nb_path):
+    nb = load(nb_path)
+    params = nb.cells.index(parameters_cells(nb)[0])
+    following = [c for c in nb.cells[params + 1 :] if c.cell_type == "code"][0]
+    assert re.search(r"\bscsam_lite\.setup\(\s*seed\s*=\s*SEED", following.source)
+
+
+def test_exercises_last(nb_path):
+    last = load(nb_path).cells[-1]
+    assert last.cell_type == "markdown" and re.match(r"#+\s*Exercises", last.source.lstrip())
+
+
+def test_committed_stripped(nb_path):
+    nb = load(nb_path)
+    assert "widgets" not in nb.metadata, "widget state in metadata: run nbstripout"
+    assert set(nb.metadata) <= {"kernelspec", "language_info"}, f"extra notebook metadata: {set(nb.metadata)}"
+    for i, cell in enumerate(nb.cells):
+        extra = set(cell.get("metadata", {})) - {"tags"}
+        assert not extra, f"cell {i} carries metadata {extra}"
+        if cell.cell_type != "code":
+            continue
+        if CHECK in cell.source:
+            # nbval compares only cells that have an execution count; nbstripout keeps "keep_output" cells' text.
+            assert "keep_output" in cell.metadata.get("tags", []), (
+                f"cell {i}: tag NBVAL_CHECK_OUTPUT cells keep_output"
+            )
+            assert cell.outputs, f"cell {i} is an NBVAL_CHECK_OUTPUT cell without its expected output"
+            assert cell.execution_count is not None, (
+                f"cell {i}: nbval skips a check cell without execution count"
+            )
+            assert all(o.output_type == "stream" for o in cell.outputs), f"cell {i}: keep only printed text"
+        else:
+            assert not cell.outputs, f"cell {i} has outputs: run nbstripout --keep-count"
+
+
+def test_nbstripout_leaves_it_unchanged(nb_path):
+    """The committed file is what ``nbstripout --keep-count`` makes of it (the documented commit step)."""
+    utils = pytest.importorskip("nbstripout._utils")
+    nb = load(nb_path)
+    stripped = utils.strip_output(
+        load(nb_path), keep_output=None, keep_count=True, keep_id=False, extra_keys=["metadata.widgets"]
+    )
+    assert nbformat.writes(stripped) == nbformat.writes(nb), "run: nbstripout --keep-count " + nb_path.name
+
+
+def test_cells_fit_on_a_screen(nb_path):
+    for i, cell in enumerate(load(nb_path).cells):
+        if cell.cell_type == "code":
+            assert cell.source.count("\n") < 25, (
+                f"cell {i} is longer than a screen: move logic into the library"
+            )
