@@ -127,3 +127,13 @@ def test_resume_with_other_settings_is_refused(tmp_path):
             resume=True,
             verbose=False,
         )
+
+
+def test_evaluate_reproduces_the_runs_test_metrics(tmp_path, capsys):
+    from scsam_lite.cli import main
+
+    train(tiny_config(**{"train.iterations": "20"}), tmp_path / "run", verbose=False)
+    assert main(["evaluate", str(tmp_path / "run"), "--split", "test"]) == 0
+    again = json.loads((tmp_path / "run" / "metrics_test_best.json").read_text())
+    assert again == json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert "test metrics (best checkpoint)" in capsys.readouterr().out
