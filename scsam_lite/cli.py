@@ -184,6 +184,12 @@ def _config(args: argparse.Namespace) -> int:
     if args.list:
         print("presets:", ", ".join(C.PRESETS))
         print("methods:", ", ".join(METHODS.names()))
+        from .specialist import parameter_table
+
+        print(
+            "specialists:",
+            ", ".join(f"{k} ({v / 1e6:.2f} M parameters)" for k, v in parameter_table().items()),
+        )
         print("keys:   ", "\n         ".join(C.all_keys()))
         return 0
     cfg = C.build_config(args.preset, C.parse_overrides(args.overrides))

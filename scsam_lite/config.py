@@ -43,6 +43,18 @@ class SpecialistConfig:
 
 
 @dataclass
+class SSLConfig:
+    """Semi-supervised terms of the specialist's baselines (SSL4MIS defaults)."""
+
+    ema_decay: float = 0.99  # mean teacher
+    consistency: float = 0.1  # mean teacher: weight of the consistency loss after ramp-up
+    consistency_rampup: int = 30000  # steps of the sigmoid ramp-up of that weight (SSL4MIS: 200 x 150)
+    entropy_weight: float = (
+        0.9  # entropy-min: weight of the entropy of the unlabeled predictions (the reference's)
+    )
+
+
+@dataclass
 class TrainConfig:
     """The optimisation schedule shared by every method."""
 
@@ -68,6 +80,7 @@ class Config:
     preset: str = "paper"
     data: DataConfig = field(default_factory=DataConfig)
     specialist: SpecialistConfig = field(default_factory=SpecialistConfig)
+    ssl: SSLConfig = field(default_factory=SSLConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,12 +99,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data.batch_unlabeled": 6,
         "train.iterations": 600,
         "train.val_every": 100,
+        "ssl.consistency_rampup": 300,
         "train.eval_batch_size": 64,
     },
     "classroom": {
         # a GPU lesson of a few minutes
         "train.iterations": 3000,
         "train.val_every": 250,
+        "ssl.consistency_rampup": 1500,
     },
     "paper": {
         # the reference's schedule

@@ -21,3 +21,10 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def ce_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """``0.5 * (CE + Dice)``, the reference's supervised loss."""
     return 0.5 * (F.cross_entropy(logits.float(), target) + dice_loss(logits, target))
+
+
+def entropy_loss(logits: torch.Tensor) -> torch.Tensor:
+    """Mean per-pixel entropy of the softmax, normalised by log(K) to lie in [0, 1]."""
+    p = logits.float().softmax(1)
+    ent = -(p * torch.log(p.clamp_min(1e-8))).sum(1)
+    return ent.mean() / torch.log(torch.tensor(float(logits.shape[1])))

@@ -148,6 +148,10 @@ def train(
     if verbose:
         print(data.summary())
         print(split.description)
+        for name, model in method.models.items():
+            print(
+                f"{name}: {type(model).__name__}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters"
+            )
 
     step, best_val, best_step, elapsed = 0, -1.0, 0, 0.0
     if resuming:
