@@ -189,3 +189,34 @@ def close(fig: Figure | None) -> None:
     """Release a figure from pyplot (no-op for None), so long widget sessions do not pile figures up."""
     if fig is not None:
         plt.close(fig)
+
+
+def plot_histories(
+    run_dirs: Sequence[Any], model: str = "unet", labels: Sequence[str] | None = None
+) -> Figure:
+    """Validation Dice against step for several runs (read from each ``history.jsonl``), to compare methods."""
+    import json
+    from pathlib import Path
+
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    for i, run_dir in enumerate(run_dirs):
+        path = Path(run_dir) / "history.jsonl"
+        rows = (
+            [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            if path.is_file()
+            else []
+        )
+        points = [(r["step"], r["val_dice"][model]) for r in rows if model in r.get("val_dice", {})]
+        name = labels[i] if labels is not None else Path(run_dir).name
+        if points:
+            steps, dices = zip(*points, strict=True)
+            ax.plot(steps, dices, marker="o", markersize=3, label=name)
+    ax.set_xlabel("training step")
+    ax.set_ylabel(f"validation Dice ({model})")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+    if ax.lines:
+        ax.legend(fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -8,5 +8,6 @@ from __future__ import annotations
 
 from .dataset_browser import DatasetBrowser
 from .explorer import Explorer, widget_mode
+from .pseudo_labels import UNetPseudoLabelExplorer, pseudo_label
 
-__all__ = ["DatasetBrowser", "Explorer", "widget_mode"]
+__all__ = ["DatasetBrowser", "Explorer", "UNetPseudoLabelExplorer", "pseudo_label", "widget_mode"]
