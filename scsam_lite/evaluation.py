@@ -11,33 +11,34 @@ import torch
 
 from .data import SegData
 from .methods.base import Method
-from .metrics import batch_metrics, summarize, volume_metrics
+from .metrics import batch_metrics, dice_scores, summarize, volume_metrics
 
 
 @torch.no_grad()
+def predict_probabilities(
+    method: Method, data: SegData, indices: np.ndarray, batch_size: int = 32
+) -> dict[str, np.ndarray]:
+    """Foreground probabilities ``(N, H, W)`` float32 per model for the items ``indices`` (eval mode)."""
+    method.train(False)
+    out: dict[str, list[np.ndarray]] = {}
+    try:
+        for start in range(0, len(indices), batch_size):
+            idx = indices[start : start + batch_size]
+            images = torch.from_numpy(np.ascontiguousarray(data.images[idx])).to(method.rt.device)
+            images = images.permute(0, 3, 1, 2).float().div_(255)
+            for name, prob in method.predict(images).items():
+                out.setdefault(name, []).append(prob.float().cpu().numpy())
+    finally:
+        method.train(True)
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
 def predict_split(
     method: Method, data: SegData, indices: np.ndarray, batch_size: int = 32
 ) -> dict[str, np.ndarray]:
     """Hard predictions ``(N, H, W)`` uint8 per model for the items ``indices``."""
-    method.train(False)
-    out: dict[str, list[np.ndarray]] = {}
-    for start in range(0, len(indices), batch_size):
-        idx = indices[start : start + batch_size]
-        images = torch.from_numpy(np.ascontiguousarray(data.images[idx])).to(method.rt.device)
-        images = images.permute(0, 3, 1, 2).float().div_(255)
-        for name, prob in method.predict(images).items():
-            out.setdefault(name, []).append((prob > 0.5).to(torch.uint8).cpu().numpy())
-    method.train(True)
-    return {k: np.concatenate(v) for k, v in out.items()}
-
-
-def dice_scores(preds: np.ndarray, gts: np.ndarray) -> np.ndarray:
-    """Per-item Dice (both empty counts as 1), vectorised for validation."""
-    p = preds.reshape(len(preds), -1).astype(bool)
-    g = gts.reshape(len(gts), -1).astype(bool)
-    inter = (p & g).sum(1)
-    total = p.sum(1) + g.sum(1)
-    return np.where(total == 0, 1.0, 2 * inter / np.maximum(total, 1))
+    probs = predict_probabilities(method, data, indices, batch_size)
+    return {k: (p > 0.5).astype(np.uint8) for k, p in probs.items()}
 
 
 def validate(method: Method, data: SegData, split: str = "val", batch_size: int = 32) -> dict[str, float]:

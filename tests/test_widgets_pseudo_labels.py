@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 import matplotlib
 import numpy as np
 import pytest
@@ -45,6 +47,7 @@ class FakeMethod:
     def __init__(self) -> None:
         self.calls = 0
         self.modes: list[bool] = []
+        self.rt = types.SimpleNamespace(device=torch.device("cpu"))
 
     def train(self, mode: bool = True) -> None:
         self.modes.append(mode)

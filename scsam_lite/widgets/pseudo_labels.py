@@ -14,13 +14,14 @@ from typing import Any
 import ipywidgets as W
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from matplotlib.colors import ListedColormap, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from .. import viz
 from ..errors import ConfigError
+from ..evaluation import predict_probabilities
+from ..metrics import dice_scores
 from .explorer import Explorer
 
 IGNORED_COLOR = "#9a9a9a"
@@ -46,28 +47,12 @@ def pseudo_label(prob: Any, threshold: float = 0.5) -> tuple[np.ndarray, np.ndar
 
 def dice(pred: np.ndarray, gt: np.ndarray) -> float:
     """Dice of two binary masks (both empty counts as 1, as in the evaluation)."""
-    p, g = pred.astype(bool), gt.astype(bool)
-    total = p.sum() + g.sum()
-    return 1.0 if total == 0 else float(2 * (p & g).sum() / total)
+    return float(dice_scores(pred[None], gt[None])[0])
 
 
-@torch.no_grad()
 def predict_probs(method: Any, data: Any, indices: np.ndarray, batch_size: int = 32) -> np.ndarray:
     """The U-Net's foreground probabilities ``(N, H, W)`` float32 for ``data.images[indices]``."""
-    device = getattr(getattr(method, "rt", None), "device", "cpu")
-    if hasattr(method, "train"):
-        method.train(False)
-    out = []
-    try:
-        for start in range(0, len(indices), batch_size):
-            idx = indices[start : start + batch_size]
-            images = torch.from_numpy(np.ascontiguousarray(data.images[idx])).to(device)
-            images = images.permute(0, 3, 1, 2).float().div_(255)
-            out.append(method.predict(images)["unet"].float().cpu().numpy())
-    finally:
-        if hasattr(method, "train"):
-            method.train(True)
-    return np.concatenate(out).astype(np.float32)
+    return predict_probabilities(method, data, indices, batch_size)["unet"]
 
 
 class UNetPseudoLabelExplorer(Explorer):
