@@ -88,6 +88,32 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--source", help="official | kaggle | zenodo (default: the dataset's own)")
     d.add_argument("--force", action="store_true", help="download again even if a complete copy is there")
 
+    b = sub.add_parser(
+        "bench",
+        help="time training steps: the fast path vs the stock (reference) path",
+        description="Times whole training steps (forward, backward, optimiser) after warm-up with synchronised "
+        "timers, for the fast path (autocast, 4-D SDPA attention, optional compile) and the stock path (fp32, "
+        "stock attention, anomaly detection on), and prints ms/step, images/s, peak GPU memory and the ratio.",
+    )
+    b.add_argument("--method", default="peft-sam", help="method to time (default peft-sam)")
+    b.add_argument("--generalist", help="sam_vit_b | lite_medsam | tiny | ... (default: the preset's)")
+    b.add_argument("--preset", default="quick", help="quick | classroom | paper (default quick)")
+    b.add_argument("--dataset", help="dataset whose images are used (default: the preset's)")
+    b.add_argument("--data-root", help="folder holding the datasets (default: $SCSAM_DATA_ROOT)")
+    b.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
+    b.add_argument("--warmup", type=int, default=3, help="untimed warm-up steps (default 3)")
+    b.add_argument("--path", default="both", choices=["both", "fast", "stock"])
+    b.add_argument("--compile", action="store_true", help="torch.compile the image encoder on the fast path")
+    b.add_argument(
+        "--random-init",
+        action="store_true",
+        help="random SAM weights (speed does not depend on them; no checkpoint needed)",
+    )
+    b.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=[])
+    b.add_argument(
+        "--out", help="JSON file for the results (default runs/bench/bench-METHOD-GENERALIST-TIME.json)"
+    )
+
     sub.add_parser("datasets", help="list the datasets and where each is found")
 
     c = sub.add_parser("config", help="print a preset's full config (what a run would use)")
@@ -151,6 +177,25 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from . import config as C
+    from .bench import bench
+
+    fields = {
+        "train.method": args.method,
+        "generalist.name": args.generalist,
+        "data.dataset": args.dataset,
+        "data.data_root": args.data_root,
+        "generalist.compile": True if args.compile else None,
+        "generalist.pretrained": False if args.random_init else None,
+    }
+    cfg = C.build_config(args.preset, C.parse_overrides(args.overrides), **fields)
+    paths = ("fast", "stock") if args.path == "both" else (args.path,)
+    command = "scsam-lite " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    bench(cfg, steps=args.steps, warmup=args.warmup, paths=paths, out=args.out, command=command)
+    return 0
+
+
 def _download(args: argparse.Namespace) -> int:
     from .download import download
 
@@ -201,6 +246,7 @@ COMMANDS = {
     "train": _train,
     "evaluate": _evaluate,
     "download": _download,
+    "bench": _bench,
     "datasets": _datasets,
     "config": _config,
 }

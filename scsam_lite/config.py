@@ -55,6 +55,46 @@ class SSLConfig:
 
 
 @dataclass
+class GeneralistConfig:
+    """The SAM side: which SAM, at which input size, and which of its parameters train."""
+
+    name: str = "sam_vit_b"  # sam_vit_b | sam_vit_l | sam_vit_h | lite_medsam | tiny
+    checkpoint: str | None = None  # None: the official file from the checkpoint folder (downloaded once)
+    pretrained: bool = True  # False: random initialisation (speed benchmarks); `tiny` is always random
+    image_size: int = 256  # SAM's input size (the paper's 256); images are resized to it and masks back
+    rel_pos: str = (
+        "interpolate"  # interpolate | drop: resized relative-position weights of global-attention blocks
+    )
+    peft: str = (
+        "adapter"  # adapter (Med-SA) | lora | none (encoder frozen, only prompt encoder/decoder train)
+    )
+    adapter_blocks: str = "all"  # all | lastN | none | comma list of block indices
+    adapter_ratio: float = 0.25  # bottleneck width as a fraction of the block width (Med-SA)
+    adapter_scale: float = 0.5  # weight of the adapter parallel to the MLP (Med-SA)
+    adapter_zero_init: bool = (
+        True  # zero up-projection: at step 0 the adapted SAM is exactly the pretrained one
+    )
+    lora_rank: int = 4
+    lora_alpha: float = 4.0
+    train_prompt_encoder: bool = True
+    train_mask_decoder: bool = True
+    lr: float = 1e-4  # Adam, as the reference
+    fast_attention: bool = True  # 4-D scaled_dot_product_attention (exact, incl. relative positions)
+    compile: bool = False  # torch.compile the image encoder (GPU; the first steps are slow)
+
+
+@dataclass
+class PromptConfig:
+    """How masks become SAM prompts (see :mod:`scsam_lite.prompts`)."""
+
+    n_pos: int = 5  # positive points (the reference: 5)
+    n_neg: int = 5  # negative points (the reference: 5)
+    strategy: str = "random"  # random (the reference: uniform inside / outside) | interior
+    kind: str = "points"  # points | box | points+box
+    eval_seed: int = 1234  # test-time prompts are seeded per image, so evaluation is repeatable
+
+
+@dataclass
 class TrainConfig:
     """The optimisation schedule shared by every method."""
 
@@ -81,6 +121,8 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     specialist: SpecialistConfig = field(default_factory=SpecialistConfig)
     ssl: SSLConfig = field(default_factory=SSLConfig)
+    generalist: GeneralistConfig = field(default_factory=GeneralistConfig)
+    prompts: PromptConfig = field(default_factory=PromptConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -101,12 +143,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train.val_every": 100,
         "ssl.consistency_rampup": 300,
         "train.eval_batch_size": 64,
+        "generalist.name": "tiny",
+        "generalist.image_size": 64,
     },
     "classroom": {
         # a GPU lesson of a few minutes
         "train.iterations": 3000,
         "train.val_every": 250,
         "ssl.consistency_rampup": 1500,
+        "generalist.name": "lite_medsam",
     },
     "paper": {
         # the reference's schedule
@@ -125,6 +170,8 @@ UNHASHED = {
     "train.device",
     "train.eval_batch_size",
     "train.channels_last",
+    "generalist.fast_attention",
+    "generalist.compile",
 }
 
 
@@ -238,6 +285,28 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"unknown train.lr_schedule {t.lr_schedule!r}", "use poly, linear or constant")
     if d.batch_labeled < 1:
         raise ConfigError("data.batch_labeled must be at least 1")
+    g, p = cfg.generalist, cfg.prompts
+    for key, value, allowed in (
+        ("generalist.rel_pos", g.rel_pos, ("interpolate", "drop")),
+        ("generalist.peft", g.peft, ("adapter", "lora", "none")),
+        ("prompts.kind", p.kind, ("points", "box", "points+box")),
+    ):
+        if value not in allowed:
+            raise unknown_name(key, value, list(allowed))
+    if g.image_size < 16 or g.image_size % 16:
+        raise ConfigError(
+            f"generalist.image_size={g.image_size} is not a multiple of 16", "use 256 (the paper's) or 1024"
+        )
+    if g.name == "lite_medsam" and g.image_size != 256:
+        raise ConfigError(
+            f"lite_medsam runs at 256 px only (its TinyViT has fixed-size attention biases), not {g.image_size}",
+            "--set generalist.image_size=256",
+        )
+    if p.n_pos < 0 or p.n_neg < 0 or (p.kind != "box" and p.n_pos + p.n_neg == 0):
+        raise ConfigError(
+            f"prompts.n_pos={p.n_pos}, prompts.n_neg={p.n_neg}: point prompts need at least one point",
+            "use e.g. --set prompts.n_pos=5 prompts.n_neg=5, or --set prompts.kind=box",
+        )
 
 
 def config_from_dict(data: dict[str, Any]) -> Config:

@@ -26,7 +26,8 @@ def predict_probabilities(
             idx = indices[start : start + batch_size]
             images = torch.from_numpy(np.ascontiguousarray(data.images[idx])).to(method.rt.device)
             images = images.permute(0, 3, 1, 2).float().div_(255)
-            for name, prob in method.predict(images).items():
+            masks = torch.from_numpy(np.ascontiguousarray(data.masks[idx])).to(method.rt.device).long()
+            for name, prob in method.predict(images, masks=masks, index=idx).items():
                 out.setdefault(name, []).append(prob.float().cpu().numpy())
     finally:
         method.train(True)

@@ -149,9 +149,14 @@ def train(
         print(data.summary())
         print(split.description)
         for name, model in method.models.items():
-            print(
-                f"{name}: {type(model).__name__}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters"
+            total = sum(p.numel() for p in model.parameters())
+            trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+            shown = (
+                f", {trainable / 1e6:.3f} M trainable"
+                if name in method.optimizers and trainable < total
+                else ""
             )
+            print(f"{name}: {type(model).__name__}, {total / 1e6:.2f} M parameters{shown}")
 
     step, best_val, best_step, elapsed = 0, -1.0, 0, 0.0
     if resuming:

@@ -52,7 +52,7 @@ class FakeMethod:
     def train(self, mode: bool = True) -> None:
         self.modes.append(mode)
 
-    def predict(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def predict(self, images: torch.Tensor, **_) -> dict[str, torch.Tensor]:
         self.calls += 1
         b, _, h, w = images.shape
         ramp = torch.linspace(0.02, 0.98, w).expand(b, h, w)

@@ -6,11 +6,13 @@ from ..registry import Registry
 from .base import Method
 from .entropy_min import EntropyMin
 from .mean_teacher import MeanTeacher
+from .peft_sam import PEFTSAM
 from .supervised import Supervised
 
 METHODS: Registry[type[Method]] = Registry("method")
 METHODS.register("unet", Supervised)  # labeled images only: the lower bound
 METHODS.register("mean-teacher", MeanTeacher)
 METHODS.register("entropy-min", EntropyMin)
+METHODS.register("peft-sam", PEFTSAM)  # the generalist alone, ground-truth prompts
 
-__all__ = ["METHODS", "EntropyMin", "MeanTeacher", "Method", "Supervised"]
+__all__ = ["METHODS", "PEFTSAM", "EntropyMin", "MeanTeacher", "Method", "Supervised"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -37,8 +38,14 @@ class Method:
     def train_step(self, batch: Batch, step: int) -> dict[str, float]:
         raise NotImplementedError
 
-    def predict(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Foreground probabilities ``(B, H, W)`` per evaluated model, for images ``(B, C, H, W)`` in [0, 1]."""
+    def predict(
+        self, images: torch.Tensor, *, masks: torch.Tensor | None = None, index: np.ndarray | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Foreground probabilities ``(B, H, W)`` per evaluated model, for images ``(B, C, H, W)`` in [0, 1].
+
+        ``masks`` (ground truth) is only for methods evaluated with ground-truth prompts (``peft-sam``), and
+        ``index`` (the items' dataset indices) seeds their test-time prompts per image, so scores are repeatable.
+        """
         raise NotImplementedError
 
     # -- shared machinery -------------------------------------------------------------------------------------------
@@ -91,16 +98,42 @@ class Method:
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "models": {k: m.state_dict() for k, m in self.models.items()},
+            "models": {k: model_state(m) for k, m in self.models.items()},
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "scaler": self.scaler.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any], *, models_only: bool = False) -> None:
         for k, m in self.models.items():
-            m.load_state_dict(state["models"][k])
+            load_model_state(m, state["models"][k])
         if not models_only:
             for k, o in self.optimizers.items():
                 o.load_state_dict(state["optimizers"][k])
             if state.get("scaler"):
                 self.scaler.load_state_dict(state["scaler"])
+
+
+def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """What a checkpoint keeps of ``model``: everything, or for a model built from pretrained weights
+    (``model.source`` is not ``"random"``) only its trainable parameters and buffers.
+
+    A PEFT-SAM checkpoint is then megabytes instead of the 358 MB of a frozen ViT-B that the package rebuilds from
+    the official file anyway.
+    """
+    full = model.state_dict()
+    if getattr(model, "source", "random") == "random":
+        return full
+    keep = {n for n, p in model.named_parameters() if p.requires_grad} | {n for n, _ in model.named_buffers()}
+    return {k: v for k, v in full.items() if k in keep}
+
+
+def load_model_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load a (possibly trainable-only, see :func:`model_state`) state; anything else missing is an error."""
+    if getattr(model, "source", "random") == "random":
+        model.load_state_dict(state)
+        return
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    bad = [k for k in missing if k not in frozen]
+    if bad or unexpected:
+        raise RuntimeError(f"checkpoint does not fit: missing {bad[:3]}, unexpected {list(unexpected)[:3]}")

@@ -35,7 +35,7 @@ class Supervised(Method):
         return {"loss": loss.item()}
 
     @torch.no_grad()
-    def predict(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def predict(self, images: torch.Tensor, **_) -> dict[str, torch.Tensor]:
         with self.autocast():
             logits = self.unet(self.prepare(images))
         return {"unet": logits.float().softmax(1)[:, 1]}

@@ -1,0 +1,211 @@
+"""``scsam-lite bench``: how fast is one training step, and how much faster than the stock way of running it.
+
+A benchmark times whole training steps (forward, backward, optimiser) of a method as a run would do them, after
+warm-up, with device-synchronised timers, on batches made before the clock starts. It runs two paths in one call:
+
+- ``fast``: the config as given (autocast bf16, or fp16 + GradScaler before Ampere; 4-D SDPA attention; optional
+  torch.compile);
+- ``stock``: the way the reference runs it: fp32, segment-anything's own attention, autograd anomaly detection on.
+
+and prints ms/step, images/s, peak GPU memory and the ratio. Speed targets are checked here, never in unit tests.
+Results are saved as JSON (config, device, versions, figures) under ``runs/bench/``.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import config as C
+from .data import TwoStreamBatches, load_dataset, make_label_split
+from .errors import ConfigError
+from .methods import METHODS
+from .paths import runs_dir
+from .runs import write_json
+from .runtime import setup
+
+#: what the issue asks of the full PEFT-SAM / SC-SAM step on a GPU at the paper's batch
+TARGET_SPEEDUP = 8.0
+TARGET_PEAK_GIB = 4.0
+
+
+@dataclass
+class BenchRow:
+    path: str
+    ms_per_step: float
+    images_per_s: float
+    peak_gib: float | None
+    steps: int
+    precision: str
+    attention: str
+    compiled: bool
+    anomaly_detection: bool
+
+
+def path_config(cfg: C.Config, path: str) -> C.Config:
+    """The config of one benchmark path: ``fast`` is ``cfg`` itself, ``stock`` is the reference's way."""
+    out = copy.deepcopy(cfg)
+    if path == "stock":
+        out.train.precision = "fp32"
+        out.generalist.fast_attention = False
+        out.generalist.compile = False
+    elif path != "fast":
+        raise ConfigError(f"unknown benchmark path {path!r}", "use fast, stock or both")
+    return out
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_path(cfg: C.Config, path: str, *, steps: int, warmup: int, verbose: bool = True) -> BenchRow:
+    """Build the method fresh for ``path`` and time ``steps`` training steps after ``warmup`` ones."""
+    pcfg = path_config(cfg, path)
+    rt = setup(pcfg.train.seed, pcfg.train.device, precision=pcfg.train.precision, verbose=False)
+    data = load_dataset(
+        pcfg.data.dataset,
+        root=pcfg.data.data_root,
+        resolution=pcfg.data.resolution,
+        cache_dir=pcfg.data.cache_dir,
+    )
+    method_cls = METHODS.get(pcfg.train.method)
+    split = make_label_split(
+        data, pcfg.data.labeled, seed=pcfg.data.split_seed, require_unlabeled=method_cls.needs_unlabeled
+    )
+    method = method_cls(pcfg, data, rt)
+    sampler = TwoStreamBatches(
+        data,
+        split,
+        pcfg.data.batch_labeled,
+        pcfg.data.batch_unlabeled if method_cls.needs_unlabeled else 0,
+        seed=pcfg.train.seed,
+        device=rt.device,
+        augment=pcfg.data.augment,
+    )
+    batches = [sampler.batch(s) for s in range(warmup + steps)]
+    per_step = len(batches[0].labeled_image) + len(batches[0].unlabeled_image)
+    anomaly = path == "stock"
+    method.train(True)
+    with torch.autograd.set_detect_anomaly(anomaly, check_nan=anomaly):
+        for s in range(warmup):
+            method.train_step(batches[s], s)
+        _sync(rt.device)
+        if rt.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(rt.device)
+        t0 = time.perf_counter()
+        for s in range(warmup, warmup + steps):
+            method.train_step(batches[s], s)
+        _sync(rt.device)
+        elapsed = time.perf_counter() - t0
+    peak = torch.cuda.max_memory_allocated(rt.device) / 2**30 if rt.device.type == "cuda" else None
+    ms = 1000 * elapsed / steps
+    row = BenchRow(
+        path=path,
+        ms_per_step=round(ms, 2),
+        images_per_s=round(per_step * steps / elapsed, 1),
+        peak_gib=None if peak is None else round(peak, 3),
+        steps=steps,
+        precision=str(rt.amp_dtype).replace("torch.", "") if rt.amp_dtype else "fp32",
+        attention="sdpa-4d" if pcfg.generalist.fast_attention else "stock",
+        compiled=pcfg.generalist.compile,
+        anomaly_detection=anomaly,
+    )
+    if verbose:
+        print(f"  {path:5s} {row.ms_per_step:9.1f} ms/step  {row.images_per_s:8.1f} images/s", flush=True)
+    del method, batches, sampler
+    gc.collect()
+    if rt.device.type == "cuda":
+        torch.cuda.empty_cache()
+    return row
+
+
+def bench(
+    cfg: C.Config,
+    *,
+    steps: int = 10,
+    warmup: int = 3,
+    paths: tuple[str, ...] = ("fast", "stock"),
+    out: str | Path | None = None,
+    verbose: bool = True,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Time ``cfg``'s training step on each path; print a table, save it as JSON and return it."""
+    C.validate(cfg)
+    rt = setup(cfg.train.seed, cfg.train.device, precision=cfg.train.precision, verbose=False)
+    uses_sam = cfg.train.method not in ("unet", "mean-teacher", "entropy-min")
+    what = f"{cfg.train.method}" + (f" + {cfg.generalist.name}" if uses_sam else "")
+    batch = cfg.data.batch_labeled + (
+        cfg.data.batch_unlabeled if METHODS.get(cfg.train.method).needs_unlabeled else 0
+    )
+    if verbose:
+        print(
+            f"bench: {what}, {cfg.preset} preset, batch {batch}, {steps} timed steps after {warmup} warm-up, "
+            f"on {rt.gpu_name or rt.device}"
+        )
+    rows = [time_path(cfg, p, steps=steps, warmup=warmup, verbose=verbose) for p in paths]
+    result: dict[str, Any] = {
+        "command": command,
+        "what": what,
+        "config": cfg.to_dict(),
+        "config_hash": C.config_hash(cfg),
+        "device": rt.gpu_name or str(rt.device),
+        "runtime": rt.as_dict(),
+        "rows": [asdict(r) for r in rows],
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    by = {r.path: r for r in rows}
+    if "fast" in by and "stock" in by:
+        result["speedup"] = round(by["stock"].ms_per_step / by["fast"].ms_per_step, 2)
+    if verbose:
+        print(format_bench(result))
+    path = (
+        Path(out)
+        if out
+        else runs_dir()
+        / "bench"
+        / f"bench-{cfg.train.method}-{cfg.generalist.name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    )
+    write_json(path, result)
+    result["saved_to"] = str(path)
+    if verbose:
+        print(f"saved: {path}")
+    return result
+
+
+def format_bench(result: dict[str, Any]) -> str:
+    """The benchmark as an aligned table, with the targets where they apply (a GPU, a SAM method)."""
+    lines = [
+        f"{'path':6s} {'ms/step':>9s} {'images/s':>9s} {'peak GiB':>9s}  precision / attention / compile / anomaly"
+    ]
+    for r in result["rows"]:
+        peak = "-" if r["peak_gib"] is None else f"{r['peak_gib']:.2f}"
+        lines.append(
+            f"{r['path']:6s} {r['ms_per_step']:9.1f} {r['images_per_s']:9.1f} {peak:>9s}  "
+            f"{r['precision']} / {r['attention']} / {'on' if r['compiled'] else 'off'} / "
+            f"{'on' if r['anomaly_detection'] else 'off'}"
+        )
+    if "speedup" in result:
+        lines.append(f"speed-up of fast over stock: {result['speedup']:.2f}x")
+    on_gpu = any(r["peak_gib"] is not None for r in result["rows"])
+    if on_gpu and "+" in result["what"]:
+        fast = next((r for r in result["rows"] if r["path"] == "fast"), None)
+        if fast and "speedup" in result:
+            ok_speed = result["speedup"] >= TARGET_SPEEDUP
+            ok_mem = fast["peak_gib"] <= TARGET_PEAK_GIB
+            lines.append(
+                f"targets (paper batch, GPU): speed-up >= {TARGET_SPEEDUP:.0f}x {'met' if ok_speed else 'NOT met'}, "
+                f"peak <= {TARGET_PEAK_GIB:.0f} GiB {'met' if ok_mem else 'NOT met'}"
+            )
+    return "\n".join(lines)
+
+
+def read_bench(path: str | Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())

@@ -1,0 +1,166 @@
+"""The generalist: SAM's three parts behind a forward pass made for training on batches.
+
+segment-anything's ``Sam.forward`` takes a list of dicts and loops over images; its mask decoder repeats each
+image embedding once per prompt set, which is right for "many prompts on one image" but wrong for a training batch
+of one prompt set per image (B images would become B x B). :class:`Generalist` keeps SAM's modules unchanged and
+runs them as training needs them:
+
+- images come in as the rest of the package has them, ``(B, C, H, W)`` floats in [0, 1] at the dataset's
+  resolution (grey images are repeated to three channels), and are resized to ``image_size`` and normalised here;
+- prompts come in the images' pixel frame (see :mod:`scsam_lite.prompts`) and are mapped to SAM's frame here;
+- masks come back as logits at the images' resolution.
+
+``embed`` and ``decode`` are the two halves, so a widget can embed an image once and re-prompt it instantly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..prompts import Points
+
+
+class Generalist(nn.Module):
+    """SAM (image encoder, prompt encoder, mask decoder) at input size ``image_size``.
+
+    Args:
+        pixel_mean, pixel_std: per-channel normalisation on the [0, 1] scale (SAM: ImageNet statistics;
+            LiteMedSAM: none, i.e. mean 0 and std 1).
+        name: the registry name, kept for run records and tables.
+    """
+
+    def __init__(
+        self,
+        image_encoder: nn.Module,
+        prompt_encoder: nn.Module,
+        mask_decoder: nn.Module,
+        *,
+        image_size: int,
+        pixel_mean: Sequence[float] = (0.485, 0.456, 0.406),
+        pixel_std: Sequence[float] = (0.229, 0.224, 0.225),
+        name: str = "sam",
+    ) -> None:
+        super().__init__()
+        self.image_encoder = image_encoder
+        self.prompt_encoder = prompt_encoder
+        self.mask_decoder = mask_decoder
+        self.image_size = image_size
+        self.name = name
+        #: where the weights came from ("random", a checkpoint path, ...), for run records
+        self.source = "random"
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(1, 3, 1, 1), persistent=False)
+
+    # -- images -------------------------------------------------------------------------------------------------
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B, 1 or 3, H, W)`` in [0, 1] -> SAM's normalised ``(B, 3, S, S)``."""
+        if images.shape[1] == 1:
+            images = images.expand(-1, 3, -1, -1)
+        if images.shape[-2:] != (self.image_size, self.image_size):
+            images = F.interpolate(
+                images, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False
+            )
+        return (images - self.pixel_mean) / self.pixel_std
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Image embeddings ``(B, C, h, w)``: the expensive half, independent of the prompts."""
+        return self.image_encoder(self.preprocess(images))
+
+    # -- prompts ------------------------------------------------------------------------------------------------
+    def to_model_frame(self, xy: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Map pixel coordinates ``(..., 2)`` as (x, y) in an ``(H, W)`` image to SAM's ``image_size`` frame.
+
+        Pixel centres map to pixel centres: SAM adds 0.5 to a coordinate before normalising, so a pixel index
+        ``i`` in a frame of size ``n`` goes to ``(i + 0.5) * S / n - 0.5``.
+        """
+        h, w = size
+        scale = xy.new_tensor([self.image_size / w, self.image_size / h])
+        return (xy + 0.5) * scale - 0.5
+
+    def encode_prompts(
+        self,
+        points: Points | None,
+        boxes: torch.Tensor | None,
+        size: tuple[int, int],
+        batch: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """SAM's sparse and dense prompt embeddings for one prompt set per image."""
+        pts = None
+        if points is not None:
+            pts = (self.to_model_frame(points.coords.float(), size), points.labels.to(torch.int))
+        box = None
+        if boxes is not None:
+            corners = self.to_model_frame(boxes.float().view(-1, 2, 2), size)
+            box = corners.reshape(-1, 4)
+        if pts is None and box is None:
+            # no prompt at all: SAM's learned "no prompt" path (one not-a-point token per image)
+            pts = (
+                torch.zeros(batch, 1, 2, device=self.pixel_mean.device),
+                -torch.ones(batch, 1, dtype=torch.int, device=self.pixel_mean.device),
+            )
+        return self.prompt_encoder(points=pts, boxes=box, masks=None)
+
+    # -- masks --------------------------------------------------------------------------------------------------
+    def decode(
+        self,
+        embeddings: torch.Tensor,
+        points: Points | None = None,
+        boxes: torch.Tensor | None = None,
+        *,
+        size: tuple[int, int],
+        multimask: bool = False,
+    ) -> torch.Tensor:
+        """Mask logits ``(B, 1 or 3, H, W)`` at ``size`` from embeddings and prompts in that frame."""
+        b = embeddings.shape[0]
+        sparse, dense = self.encode_prompts(points, boxes, size, b)
+        low_res = _decode_batched(
+            self.mask_decoder, embeddings, self.prompt_encoder.get_dense_pe(), sparse, dense
+        )
+        low_res = low_res[:, 1:] if multimask else low_res[:, :1]
+        return F.interpolate(low_res, size=size, mode="bilinear", align_corners=False)
+
+    def forward(
+        self, images: torch.Tensor, points: Points | None = None, boxes: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Mask logits ``(B, 1, H, W)`` for images ``(B, C, H, W)`` in [0, 1] and prompts in their pixel frame."""
+        return self.decode(self.embed(images), points, boxes, size=tuple(images.shape[-2:]))
+
+
+def _decode_batched(
+    decoder: nn.Module,
+    embeddings: torch.Tensor,
+    image_pe: torch.Tensor,
+    sparse: torch.Tensor,
+    dense: torch.Tensor,
+) -> torch.Tensor:
+    """SAM's ``MaskDecoder.predict_masks`` for one prompt set per image (no repeat of the image embedding).
+
+    The same modules in the same order as segment-anything; only the batch expansion differs. Returns the logits of
+    all mask tokens, low resolution ``(B, 1 + multimask outputs, 4h, 4w)``.
+    """
+    b = embeddings.shape[0]
+    output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
+    tokens = torch.cat([output_tokens.unsqueeze(0).expand(b, -1, -1), sparse.to(output_tokens.dtype)], dim=1)
+    src = embeddings + dense
+    pos_src = image_pe.expand(b, -1, -1, -1)
+    _, c, h, w = src.shape
+    hs, src = decoder.transformer(src, pos_src, tokens)
+    mask_tokens_out = hs[:, 1 : 1 + decoder.num_mask_tokens, :]
+    upscaled = decoder.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
+    hyper_in = torch.stack(
+        [mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)], dim=1
+    )
+    _, c, h, w = upscaled.shape
+    return (hyper_in @ upscaled.view(b, c, h * w)).view(b, -1, h, w)
+
+
+def as_two_class(logits: torch.Tensor) -> torch.Tensor:
+    """SAM's single foreground logit ``(B, 1, H, W)`` as two-class logits ``(B, 2, H, W)``.
+
+    Softmax over ``[0, l]`` is ``sigmoid(l)``, so the package's CE + Dice loss and metrics apply unchanged.
+    """
+    return torch.cat([torch.zeros_like(logits), logits], dim=1)

@@ -1,0 +1,73 @@
+"""Method ``peft-sam``: the generalist alone, fine-tuned on the labeled images with ground-truth prompts.
+
+The SAM baseline of the paper. Points (and/or a box) are sampled from each labeled image's ground truth at every
+step; at test time they are sampled from the ground truth again, seeded per image (``prompts.eval_seed`` + the
+item's index), so the score is repeatable. Ground-truth prompts make this an upper-bound-style number: at test time
+a real user has no ground truth, which is why SC-SAM prompts SAM with the U-Net's prediction instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..config import Config
+from ..data import Batch, SegData
+from ..generalist import Generalist, as_two_class, generalist_from_config
+from ..losses import ce_dice_loss
+from ..prompts import Points, boxes_from_masks, sample_points
+from ..runtime import Runtime
+from .base import Method
+
+
+def make_prompts(
+    cfg: Config, masks: torch.Tensor, seed: int | list[int]
+) -> tuple[Points | None, torch.Tensor | None]:
+    """The prompts ``cfg.prompts`` asks for, sampled from ``masks`` ``(B, H, W)``."""
+    p = cfg.prompts
+    points = boxes = None
+    if p.kind in ("points", "points+box"):
+        points = sample_points(masks, p.n_pos, p.n_neg, p.strategy, seed=seed)
+    if p.kind in ("box", "points+box"):
+        boxes = boxes_from_masks(masks)
+    return points, boxes
+
+
+def eval_seeds(cfg: Config, index: np.ndarray | None, n: int) -> list[int]:
+    """One prompt seed per image, from its dataset index: the same image gets the same prompts in any batch."""
+    idx = np.arange(n) if index is None else np.asarray(index)
+    return [cfg.prompts.eval_seed + int(i) for i in idx]
+
+
+class PEFTSAM(Method):
+    needs_unlabeled = False
+    selection_model = "sam"
+
+    def __init__(self, cfg: Config, data: SegData, rt: Runtime) -> None:
+        super().__init__(cfg, data, rt)
+        sam = generalist_from_config(cfg.generalist)
+        params = [p for p in sam.parameters() if p.requires_grad]
+        opt = torch.optim.Adam(params, lr=cfg.generalist.lr)
+        self.sam: Generalist = self.add_model("sam", sam, opt)
+        if cfg.generalist.compile:
+            self.sam.image_encoder.compile()
+
+    def train_step(self, batch: Batch, step: int) -> dict[str, float]:
+        points, boxes = make_prompts(self.cfg, batch.labeled_mask, self.cfg.train.seed * 1_000_003 + step)
+        with self.autocast():
+            logits = self.sam(self.prepare(batch.labeled_image), points, boxes)
+        loss = ce_dice_loss(as_two_class(logits.float()), batch.labeled_mask)
+        self.step_optimizer("sam", loss, step)
+        self.finish_step()
+        return {"loss": loss.item()}
+
+    @torch.no_grad()
+    def predict(
+        self, images: torch.Tensor, *, masks: torch.Tensor | None = None, index: np.ndarray | None = None
+    ) -> dict[str, torch.Tensor]:
+        if masks is None:
+            raise ValueError("peft-sam is evaluated with ground-truth prompts: pass masks")
+        points, boxes = make_prompts(self.cfg, masks, eval_seeds(self.cfg, index, len(images)))
+        with self.autocast():
+            logits = self.sam(self.prepare(images), points, boxes)
+        return {"sam": logits.float().sigmoid()[:, 0]}
