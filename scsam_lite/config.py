@@ -95,6 +95,26 @@ class PromptConfig:
 
 
 @dataclass
+class CoTrainConfig:
+    """SC-SAM's co-training terms (method ``sc-sam``)."""
+
+    rampup_length: int = 10000  # T of SAM's ramp-up w(t) on the U-Net's pseudo-labels (the reference: 10,000)
+    rampup_scale: float = (
+        5.0  # w(t) = exp(-scale (1 - t/T)^2); the reference's 5 (a summary of the paper drops it: 1)
+    )
+    unet_pseudo_weight: float = (
+        1.0  # weight of the U-Net's loss on SAM's pseudo-labels (the reference: 1, no ramp)
+    )
+    entropy: bool = True  # the reference's U-Net also minimises the entropy of its unlabeled predictions
+    labeled_prompts: str = (
+        "unet"  # unet (the reference: prompts from the U-Net for every image) | gt (labeled only)
+    )
+    probe_images: int = (
+        4  # unlabeled images whose pseudo-labels and prompts are saved at every validation (0: none)
+    )
+
+
+@dataclass
 class TrainConfig:
     """The optimisation schedule shared by every method."""
 
@@ -123,6 +143,7 @@ class Config:
     ssl: SSLConfig = field(default_factory=SSLConfig)
     generalist: GeneralistConfig = field(default_factory=GeneralistConfig)
     prompts: PromptConfig = field(default_factory=PromptConfig)
+    cotrain: CoTrainConfig = field(default_factory=CoTrainConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,13 +166,18 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train.eval_batch_size": 64,
         "generalist.name": "tiny",
         "generalist.image_size": 64,
+        "generalist.lr": 1e-3,  # the tiny SAM starts from random weights: 1e-4 barely moves it in 600 steps
+        "cotrain.rampup_length": 300,
     },
     "classroom": {
         # a GPU lesson of a few minutes
         "train.iterations": 3000,
         "train.val_every": 250,
         "ssl.consistency_rampup": 1500,
+        "cotrain.rampup_length": 1000,
         "generalist.name": "lite_medsam",
+        # TinyViT's stages 2-3 (its last 8 blocks): gradients then never reach the 256x256 stages 0-1, the costly ones
+        "generalist.adapter_blocks": "last8",
     },
     "paper": {
         # the reference's schedule
@@ -290,6 +316,7 @@ def validate(cfg: Config) -> None:
         ("generalist.rel_pos", g.rel_pos, ("interpolate", "drop")),
         ("generalist.peft", g.peft, ("adapter", "lora", "none")),
         ("prompts.kind", p.kind, ("points", "box", "points+box")),
+        ("cotrain.labeled_prompts", cfg.cotrain.labeled_prompts, ("unet", "gt")),
     ):
         if value not in allowed:
             raise unknown_name(key, value, list(allowed))

@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .errors import CheckpointError, TrainingError
@@ -40,6 +41,23 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_probe(path: str | os.PathLike, arrays: dict[str, Any]) -> Path:
+    """Write one probe snapshot (a dict of arrays) as ``.npz``, atomically."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def load_probes(run_dir: str | os.PathLike) -> list[dict[str, np.ndarray]]:
+    """All probe snapshots of a run, in step order (``[]`` when the method saves none)."""
+    files = sorted((Path(run_dir) / "probes").glob("step_*.npz"))
+    out = []
+    for f in files:
+        with np.load(f) as z:
+            out.append({k: z[k] for k in z.files})
+    return out
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -28,7 +28,7 @@ from .evaluation import evaluate, validate
 from .methods import METHODS, Method
 from .paths import results_registry, runs_dir
 from .progress import use_bar
-from .runs import RunDir, append_result, load_checkpoint, save_checkpoint, write_json
+from .runs import RunDir, append_result, load_checkpoint, save_checkpoint, save_probe, write_json
 from .runtime import Runtime, setup
 
 
@@ -157,6 +157,10 @@ def train(
                 else ""
             )
             print(f"{name}: {type(model).__name__}, {total / 1e6:.2f} M parameters{shown}")
+            if hasattr(model, "image_encoder") and name in method.optimizers:
+                from .generalist.peft import format_trainable_table, trainable_table
+
+                print(format_trainable_table(trainable_table(model)))
 
     step, best_val, best_step, elapsed = 0, -1.0, 0, 0.0
     if resuming:
@@ -184,6 +188,9 @@ def train(
 
     total = cfg.train.iterations
     end = total if stop_after is None else min(total, step + stop_after)
+    probe = _prober(method, data, split, run, cfg)
+    if not resuming:
+        probe(0)
     bar = use_bar()
     pbar = tqdm(total=total, initial=step, desc=cfg.train.method, disable=not bar, dynamic_ncols=True)
     method.train(True)
@@ -216,6 +223,7 @@ def train(
                         "rng": _rng_state(),
                     },
                 )
+                probe(step)
                 text = " ".join(f"{k} {v:.3f}" for k, v in val.items())
                 if bar:
                     pbar.set_postfix_str(f"loss {losses.get('loss', float('nan')):.3f} val dice {text}")
@@ -259,6 +267,21 @@ def train(
         if verbose:
             print(format_metrics(metrics, f"test metrics (best step {best_step}, val dice {best_val:.4f})"))
     return TrainResult(run.path, metrics, best_step, best_val, wall, method, data, split)
+
+
+def _prober(method: Method, data: SegData, split: LabelSplit, run: RunDir, cfg: C.Config):
+    """A function ``probe(step)`` saving the method's probe snapshot of a few fixed unlabeled images, if it has one."""
+    k = cfg.cotrain.probe_images
+    if not hasattr(method, "probe") or k <= 0 or len(split.unlabeled) == 0:
+        return lambda step: None
+    index = np.sort(split.unlabeled)[:k]
+    images = torch.from_numpy(np.ascontiguousarray(data.images[index])).to(method.rt.device)
+    images = images.permute(0, 3, 1, 2).float().div_(255)
+
+    def probe(step: int) -> None:
+        save_probe(run.path / "probes" / f"step_{step:06d}.npz", method.probe(images, index, step))
+
+    return probe
 
 
 def default_run_dir(dataset: str, method: str) -> Path:

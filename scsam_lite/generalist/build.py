@@ -229,21 +229,21 @@ def build_tiny(*, image_size: int = 64, **_: object) -> Generalist:
     """A small randomly initialised SAM from segment-anything's own classes (CPU tests, the quick preset).
 
     The same architecture as SAM (windowed + global attention with relative positions, prompt encoder, two-way
-    decoder), about 0.6 M parameters, a 16 x 16 embedding at any input size. It has no pretrained weights:
+    decoder), about 0.13 M parameters, a 16 x 16 embedding at any input size. It has no pretrained weights:
     its zero-shot masks are meaningless, it only learns what it is trained on. Choosing it is asking for random
     weights, so ``pretrained`` is ignored.
     """
     parts = _sam_parts(
         image_size,
-        64,
-        4,
-        4,
-        (1, 3),
+        48,  # encoder width
+        2,  # blocks: one windowed, one global
+        2,  # heads
+        (1,),
         patch=image_size // 16,
         window=8,
-        prompt_dim=64,
-        decoder_mlp=128,
-        decoder_heads=4,
+        prompt_dim=32,
+        decoder_mlp=64,
+        decoder_heads=2,
         mask_in_chans=4,
     )
     return Generalist(*parts, image_size=image_size, name="tiny")

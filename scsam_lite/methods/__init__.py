@@ -7,6 +7,7 @@ from .base import Method
 from .entropy_min import EntropyMin
 from .mean_teacher import MeanTeacher
 from .peft_sam import PEFTSAM
+from .sc_sam import SCSAM
 from .supervised import Supervised
 
 METHODS: Registry[type[Method]] = Registry("method")
@@ -14,5 +15,6 @@ METHODS.register("unet", Supervised)  # labeled images only: the lower bound
 METHODS.register("mean-teacher", MeanTeacher)
 METHODS.register("entropy-min", EntropyMin)
 METHODS.register("peft-sam", PEFTSAM)  # the generalist alone, ground-truth prompts
+METHODS.register("sc-sam", SCSAM)  # the co-training: U-Net <-> SAM
 
-__all__ = ["METHODS", "PEFTSAM", "EntropyMin", "MeanTeacher", "Method", "Supervised"]
+__all__ = ["METHODS", "PEFTSAM", "SCSAM", "EntropyMin", "MeanTeacher", "Method", "Supervised"]

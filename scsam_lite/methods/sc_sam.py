@@ -1,0 +1,158 @@
+"""Method ``sc-sam``: the specialist (U-Net) and the generalist (PEFT-SAM) co-trained, each teaching the other.
+
+One co-training step (:meth:`SCSAM.train_step`), as the reference does it:
+
+1. the U-Net predicts every image of the batch, labeled and unlabeled;
+2. point prompts are sampled from its hard prediction for every image (5 positive + 5 negative, uniform; optionally
+   ground-truth prompts for the labeled images, or a box from the prediction, see ``cotrain.*`` / ``prompts.*``);
+3. SAM segments every image from those prompts;
+4. U-Net loss = CE+Dice(labeled, ground truth) + CE+Dice(unlabeled, SAM's hard pseudo-label)
+   (+ 0.9 x the entropy of its unlabeled predictions, as the reference);
+5. SAM loss = CE+Dice(labeled, ground truth) + w(t) CE+Dice(unlabeled, the U-Net's hard pseudo-label), with the
+   sigmoid ramp-up w(t) of :mod:`scsam_lite.rampup` (T = 10,000 in the reference), so the U-Net's noisy early
+   pseudo-labels cannot spoil SAM;
+6. pseudo-labels are detached; two optimisers (U-Net: SGD; SAM: Adam) step separately.
+
+Evaluation reports three predictions: ``unet`` (the U-Net alone), ``sam`` (SAM prompted by the U-Net's prediction,
+what the reference reports: SAM needs the U-Net at test time; prompts seeded per image) and ``agreement`` (pixels
+both call foreground).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .. import pseudo_labels
+from ..config import Config
+from ..data import Batch, SegData
+from ..generalist import Generalist, as_two_class, generalist_from_config
+from ..losses import ce_dice_loss, entropy_loss
+from ..prompts import Points, boxes_from_masks, sample_points
+from ..rampup import sigmoid_rampup
+from ..runtime import Runtime
+from .peft_sam import eval_seeds
+from .supervised import Supervised
+
+
+class SCSAM(Supervised):
+    needs_unlabeled = True
+    selection_model = "sam"
+
+    def __init__(self, cfg: Config, data: SegData, rt: Runtime) -> None:
+        super().__init__(cfg, data, rt)  # the U-Net and its SGD optimiser
+        sam = generalist_from_config(cfg.generalist)
+        opt = torch.optim.Adam([p for p in sam.parameters() if p.requires_grad], lr=cfg.generalist.lr)
+        self.sam: Generalist = self.add_model("sam", sam, opt)
+        if cfg.generalist.compile:
+            self.sam.image_encoder.compile()
+
+    # -- the pieces of a step, public so notebook 04 can unroll one step cell by cell ----------------------------
+    def rampup_weight(self, step: int) -> float:
+        """w(t): how much SAM's loss on the U-Net's pseudo-labels counts at ``step``."""
+        c = self.cfg.cotrain
+        return sigmoid_rampup(step, c.rampup_length, c.rampup_scale)
+
+    def prompts_for(
+        self, masks: torch.Tensor, seed: int | list[int]
+    ) -> tuple[Points | None, torch.Tensor | None]:
+        """Prompts (points and/or box, as ``prompts.kind`` says) sampled from hard masks ``(B, H, W)``."""
+        p = self.cfg.prompts
+        points = boxes = None
+        if p.kind in ("points", "points+box"):
+            points = sample_points(masks, p.n_pos, p.n_neg, p.strategy, seed=seed)
+        if p.kind in ("box", "points+box"):
+            boxes = boxes_from_masks(masks)
+        return points, boxes
+
+    def train_step(self, batch: Batch, step: int) -> dict[str, float]:
+        n_lab = len(batch.labeled_image)
+        images = self.prepare(torch.cat([batch.labeled_image, batch.unlabeled_image]))
+        # 1. the U-Net on every image
+        with self.autocast():
+            unet_logits = self.unet(images)
+        unet_label = pseudo_labels.from_unet(unet_logits)
+        # 2. prompts from the U-Net's hard prediction (or the ground truth for labeled images, if asked)
+        prompt_source = unet_label
+        if self.cfg.cotrain.labeled_prompts == "gt":
+            prompt_source = torch.cat([batch.labeled_mask, unet_label[n_lab:]])
+        points, boxes = self.prompts_for(prompt_source, self.cfg.train.seed * 1_000_003 + step)
+        # 3. SAM from those prompts
+        with self.autocast():
+            sam_logits = self.sam(images, points, boxes)
+        sam_label = pseudo_labels.from_sam(sam_logits)
+        # 4. the U-Net learns from the ground truth and from SAM's masks
+        unet_logits = unet_logits.float()
+        unet_sup = ce_dice_loss(unet_logits[:n_lab], batch.labeled_mask)
+        unet_pseudo = ce_dice_loss(unet_logits[n_lab:], sam_label[n_lab:])
+        unet_loss = unet_sup + self.cfg.cotrain.unet_pseudo_weight * unet_pseudo
+        ent = torch.zeros((), device=unet_loss.device)
+        if self.cfg.cotrain.entropy:
+            ent = entropy_loss(unet_logits[n_lab:])
+            unet_loss = unet_loss + self.cfg.ssl.entropy_weight * ent
+        # 5. SAM learns from the ground truth and, ramped up, from the U-Net's masks
+        sam_two = as_two_class(sam_logits.float())
+        w = self.rampup_weight(step)
+        sam_sup = ce_dice_loss(sam_two[:n_lab], batch.labeled_mask)
+        sam_pseudo = ce_dice_loss(sam_two[n_lab:], unet_label[n_lab:])
+        sam_loss = sam_sup + w * sam_pseudo
+        # 6. two optimisers
+        self.step_optimizer("unet", unet_loss, step)
+        self.step_optimizer("sam", sam_loss, step)
+        self.finish_step()
+        return {
+            "loss": (unet_loss + sam_loss).item(),
+            "loss_unet": unet_loss.item(),
+            "loss_unet_sup": unet_sup.item(),
+            "loss_unet_pseudo": unet_pseudo.item(),
+            "loss_entropy": ent.item(),
+            "loss_sam": sam_loss.item(),
+            "loss_sam_sup": sam_sup.item(),
+            "loss_sam_pseudo": sam_pseudo.item(),
+            "w_sam_pseudo": w,
+            "pseudo_agreement": pseudo_labels.agreement(unet_label[n_lab:], sam_label[n_lab:]).mean().item(),
+        }
+
+    @torch.no_grad()
+    def predict(
+        self, images: torch.Tensor, *, masks: torch.Tensor | None = None, index: np.ndarray | None = None
+    ) -> dict[str, torch.Tensor]:
+        images = self.prepare(images)
+        with self.autocast():
+            unet_logits = self.unet(images)
+        unet_prob = unet_logits.float().softmax(1)[:, 1]
+        points, boxes = self.prompts_for((unet_prob > 0.5).long(), eval_seeds(self.cfg, index, len(images)))
+        with self.autocast():
+            sam_prob = self.sam(images, points, boxes).float().sigmoid()[:, 0]
+        both = torch.minimum(unet_prob, sam_prob)  # > 0.5 exactly where both say foreground
+        return {"unet": unet_prob, "sam": sam_prob, "agreement": both}
+
+    @torch.no_grad()
+    def probe(self, images: torch.Tensor, index: np.ndarray, step: int) -> dict[str, np.ndarray]:
+        """What a probe snapshot keeps of fixed unlabeled images: U-Net probability, its pseudo-label, the
+        prompts sampled from it, SAM's probability, and w(t) (see ``PseudoLabelExplorer``)."""
+        was_training = self.unet.training
+        self.train(False)
+        try:
+            images = self.prepare(images)
+            with self.autocast():
+                unet_prob = self.unet(images).float().softmax(1)[:, 1]
+            label = (unet_prob > 0.5).long()
+            points, boxes = self.prompts_for(label, eval_seeds(self.cfg, index, len(images)))
+            with self.autocast():
+                sam_prob = self.sam(images, points, boxes).float().sigmoid()[:, 0]
+        finally:
+            self.train(was_training)
+        out = {
+            "index": np.asarray(index),
+            "step": np.asarray(step),
+            "w": np.asarray(self.rampup_weight(step), dtype=np.float32),
+            "unet_prob": unet_prob.cpu().numpy().astype(np.float16),
+            "sam_prob": sam_prob.cpu().numpy().astype(np.float16),
+        }
+        if points is not None:
+            out["points"] = points.coords.cpu().numpy()
+            out["point_labels"] = points.labels.cpu().numpy()
+        if boxes is not None:
+            out["boxes"] = boxes.cpu().numpy()
+        return out

@@ -1,0 +1,152 @@
+"""Method ``peft-sam`` end to end on the tiny SAM, its slim checkpoints, repeatable evaluation, and the benchmark."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from scsam_lite import config as C
+from scsam_lite.bench import bench, format_bench, path_config
+from scsam_lite.cli import main
+from scsam_lite.data import load_dataset
+from scsam_lite.errors import DownloadError
+from scsam_lite.generalist import build_generalist
+from scsam_lite.generalist.peft import freeze_for_peft
+from scsam_lite.methods.base import load_model_state, model_state
+from scsam_lite.methods.peft_sam import PEFTSAM
+from scsam_lite.runs import load_checkpoint
+from scsam_lite.runtime import setup
+from scsam_lite.trainer import load_run, train
+
+
+def _cfg(**over) -> C.Config:
+    base = {"train.iterations": 20, "train.val_every": 10}
+    return C.build_config("quick", {**base, **over}, method="peft-sam")
+
+
+def test_peft_sam_trains_and_evaluates_sam(tmp_path):
+    res = train(_cfg(), tmp_path / "run", verbose=False)
+    assert set(res.metrics) == {"sam"} and 0.0 <= res.metrics["sam"]["dice"] <= 1.0
+    hist = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in hist] == [10, 20] and "sam" in hist[0]["val_dice"]
+    sam = res.method.models["sam"]
+    trainable = {n for n, p in sam.named_parameters() if p.requires_grad}
+    assert trainable and all(
+        n.startswith(("prompt_encoder", "mask_decoder")) or "adapter" in n for n in trainable
+    )
+    # the evaluation re-runs identically from the saved run (seeded ground-truth prompts)
+    method, data, cfg = load_run(tmp_path / "run")
+    from scsam_lite.evaluation import evaluate
+
+    assert evaluate(method, data, "test")["sam"]["dice"] == pytest.approx(
+        res.metrics["sam"]["dice"], abs=1e-6
+    )
+
+
+def test_eval_prompts_depend_on_the_image_not_the_batch():
+    cfg = _cfg()
+    data = load_dataset("synthetic-polyp")
+    m = PEFTSAM(cfg, data, setup(0, "cpu", verbose=False))
+    idx = data.splits["test"][:6]
+    images = torch.from_numpy(data.images[idx]).permute(0, 3, 1, 2).float() / 255
+    masks = torch.from_numpy(data.masks[idx]).long()
+    m.train(False)
+    whole = m.predict(images, masks=masks, index=idx)["sam"]
+    part = m.predict(images[3:], masks=masks[3:], index=idx[3:])["sam"]
+    assert torch.allclose(whole[3:], part, atol=1e-5)
+    shifted = m.predict(images[3:], masks=masks[3:], index=idx[3:] + 1)["sam"]
+    assert not torch.allclose(part, shifted)  # other seeds, other points, another output
+
+
+def test_pretrained_models_checkpoint_only_what_trains():
+    torch.manual_seed(0)
+    g = build_generalist("tiny")
+    from scsam_lite.generalist.adapters import add_adapters
+
+    add_adapters(g.image_encoder)
+    freeze_for_peft(g)
+    g.source = "pretend-pretrained.pth"  # frozen weights would come from that file at rebuild
+    state = model_state(g)
+    frozen = [n for n, p in g.named_parameters() if not p.requires_grad]
+    assert frozen and not any(k in state for k in frozen)
+    assert all(k in state for k, p in g.named_parameters() if p.requires_grad)
+    with torch.no_grad():
+        for p in g.parameters():
+            if p.requires_grad:
+                p.add_(1.0)
+    fresh_state = {k: v.clone() for k, v in g.state_dict().items()}
+    load_model_state(
+        g, {k: fresh_state[k] - 1.0 if k in state and "adapter" in k else fresh_state[k] for k in state}
+    )
+    trained_key = next(k for k in state if "adapter" in k)
+    assert torch.allclose(g.state_dict()[trained_key], fresh_state[trained_key] - 1.0)
+    with pytest.raises(RuntimeError, match="missing"):
+        load_model_state(g, {k: v for k, v in state.items() if k != trained_key})
+    g.source = "random"
+    assert set(model_state(g)) == set(g.state_dict())  # random weights cannot be rebuilt: keep them all
+
+
+def test_bench_times_fast_and_stock_paths(tmp_path, capsys):
+    cfg = C.build_config("quick", method="peft-sam")
+    stock = path_config(cfg, "stock")
+    assert stock.train.precision == "fp32" and not stock.generalist.fast_attention
+    assert cfg.generalist.fast_attention  # the fast path is the config itself
+    out = tmp_path / "bench.json"
+    res = bench(cfg, steps=2, warmup=1, out=out)
+    assert [r["path"] for r in res["rows"]] == ["fast", "stock"]
+    assert all(r["ms_per_step"] > 0 and r["images_per_s"] > 0 for r in res["rows"])
+    assert res["rows"][1]["anomaly_detection"] and res["rows"][1]["attention"] == "stock"
+    assert res["speedup"] == pytest.approx(
+        res["rows"][1]["ms_per_step"] / res["rows"][0]["ms_per_step"], rel=0.02
+    )
+    saved = json.loads(out.read_text())
+    assert saved["config"]["train"]["method"] == "peft-sam" and saved["rows"] == res["rows"]
+    assert "speed-up of fast over stock" in format_bench(res)
+
+
+def test_bench_cli_unet(tmp_path, capsys):
+    assert (
+        main(
+            ["bench", "--method", "unet", "--steps", "1", "--warmup", "1", "--out", str(tmp_path / "b.json")]
+        )
+        == 0
+    )
+    assert "ms/step" in capsys.readouterr().out and (tmp_path / "b.json").is_file()
+
+
+def test_bench_offline_sam_is_one_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SCSAM_CHECKPOINT_DIR", str(tmp_path))
+    monkeypatch.delenv("SCSAM_DATA_ROOT", raising=False)
+
+    def offline(*a, **k):
+        raise DownloadError("could not reach the server", "connect")
+
+    monkeypatch.setattr("scsam_lite.download.core.download", offline)
+    args = ["bench", "--generalist", "sam_vit_b", "--set", "generalist.image_size=64", "--steps", "1"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "sam-vit-b" in err and "lite_medsam" in err
+
+
+@pytest.mark.slow
+def test_peft_sam_with_random_vit_b_architecture_runs_a_step(tmp_path):
+    """The real ViT-B architecture (random weights, asked for explicitly) at a small size trains one step."""
+    cfg = _cfg(
+        **{
+            "generalist.name": "sam_vit_b",
+            "generalist.pretrained": False,
+            "generalist.image_size": 64,
+            "generalist.adapter_blocks": "last2",
+            "train.iterations": 1,
+            "train.val_every": 1,
+            "data.batch_labeled": 2,
+        }
+    )
+    res = train(cfg, tmp_path / "vitb", verbose=False)
+    assert np.isfinite(res.metrics["sam"]["dice"])
+    keys = set(load_checkpoint(tmp_path / "vitb" / "checkpoints" / "best.pt")["method"]["models"]["sam"])
+    adapted = {k.split(".")[2] for k in keys if ".adapter." in k}
+    assert adapted == {"10", "11"}  # "last2" of ViT-B's 12 blocks
