@@ -24,12 +24,12 @@ from typing import Any
 import torch
 
 from . import config as C
-from .data import TwoStreamBatches, load_dataset, make_label_split
 from .errors import ConfigError
 from .methods import METHODS
 from .paths import runs_dir
 from .runs import write_json
 from .runtime import setup
+from .trainer import build_training
 
 #: what the issue asks of the full PEFT-SAM / SC-SAM step on a GPU at the paper's batch
 TARGET_SPEEDUP = 8.0
@@ -70,26 +70,7 @@ def time_path(cfg: C.Config, path: str, *, steps: int, warmup: int, verbose: boo
     """Build the method fresh for ``path`` and time ``steps`` training steps after ``warmup`` ones."""
     pcfg = path_config(cfg, path)
     rt = setup(pcfg.train.seed, pcfg.train.device, precision=pcfg.train.precision, verbose=False)
-    data = load_dataset(
-        pcfg.data.dataset,
-        root=pcfg.data.data_root,
-        resolution=pcfg.data.resolution,
-        cache_dir=pcfg.data.cache_dir,
-    )
-    method_cls = METHODS.get(pcfg.train.method)
-    split = make_label_split(
-        data, pcfg.data.labeled, seed=pcfg.data.split_seed, require_unlabeled=method_cls.needs_unlabeled
-    )
-    method = method_cls(pcfg, data, rt)
-    sampler = TwoStreamBatches(
-        data,
-        split,
-        pcfg.data.batch_labeled,
-        pcfg.data.batch_unlabeled if method_cls.needs_unlabeled else 0,
-        seed=pcfg.train.seed,
-        device=rt.device,
-        augment=pcfg.data.augment,
-    )
+    _, _, method, sampler = build_training(pcfg, rt)
     batches = [sampler.batch(s) for s in range(warmup + steps)]
     per_step = len(batches[0].labeled_image) + len(batches[0].unlabeled_image)
     anomaly = path == "stock"

@@ -333,3 +333,19 @@ def point_hits(points: Points, mask: torch.Tensor | np.ndarray) -> torch.Tensor:
     inside = real & (x >= 0) & (x < width) & (y >= 0) & (y < height)
     flat = y.clamp(0, height - 1) * width + x.clamp(0, width - 1)
     return fg.reshape(batch, height * width).gather(1, flat) & inside
+
+
+def prompts_from_masks(
+    mask: torch.Tensor, cfg: Any, seed: Seed = None
+) -> tuple[Points | None, torch.Tensor | None]:
+    """The prompts a run's ``cfg`` (a :class:`~scsam_lite.config.PromptConfig`) asks for, from hard masks.
+
+    ``cfg.kind``: ``points`` (``n_pos`` + ``n_neg`` points by ``strategy``), ``box``, or ``points+box``; the part not
+    asked for is None.
+    """
+    points = boxes = None
+    if cfg.kind in ("points", "points+box"):
+        points = sample_points(mask, cfg.n_pos, cfg.n_neg, cfg.strategy, seed=seed)
+    if cfg.kind in ("box", "points+box"):
+        boxes = boxes_from_masks(mask)
+    return points, boxes

@@ -78,6 +78,38 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def build_training(cfg: C.Config, rt: Runtime) -> tuple[SegData, LabelSplit, Method, TwoStreamBatches]:
+    """The data, labeled split, method and batch sampler a run of ``cfg`` trains with (``cfg.data.resolution``
+    is filled in with the dataset's own when it was None)."""
+    method_cls = METHODS.get(cfg.train.method)
+    data = load_dataset(
+        cfg.data.dataset,
+        root=cfg.data.data_root,
+        resolution=cfg.data.resolution,
+        cache_dir=cfg.data.cache_dir,
+    )
+    cfg.data.resolution = data.resolution
+    labeled = cfg.data.labeled if cfg.data.labeled <= 1 else int(cfg.data.labeled)
+    split = make_label_split(
+        data,
+        labeled,
+        seed=cfg.data.split_seed,
+        unit=cfg.data.label_unit,
+        require_unlabeled=method_cls.needs_unlabeled,
+    )
+    method = method_cls(cfg, data, rt)
+    batches = TwoStreamBatches(
+        data,
+        split,
+        cfg.data.batch_labeled,
+        cfg.data.batch_unlabeled if method_cls.needs_unlabeled else 0,
+        seed=cfg.train.seed,
+        device=rt.device,
+        augment=cfg.data.augment,
+    )
+    return data, split, method, batches
+
+
 def _check_resume_config(run: RunDir, cfg: C.Config) -> None:
     saved = C.config_from_dict(run.read_config()["config"])
     changed = C.diff(saved, cfg)
@@ -108,7 +140,7 @@ def train(
     """
     t0 = time.perf_counter()
     C.validate(cfg)
-    method_cls = METHODS.get(cfg.train.method)
+    METHODS.get(cfg.train.method)  # an unknown method fails before anything is written
     run = RunDir.open(out, resume=resume)
     resuming = resume and run.last_path.is_file()
     if resuming:
@@ -120,31 +152,7 @@ def train(
         deterministic=cfg.train.deterministic,
         verbose=verbose,
     )
-    data = load_dataset(
-        cfg.data.dataset,
-        root=cfg.data.data_root,
-        resolution=cfg.data.resolution,
-        cache_dir=cfg.data.cache_dir,
-    )
-    cfg.data.resolution = data.resolution
-    labeled = cfg.data.labeled if cfg.data.labeled <= 1 else int(cfg.data.labeled)
-    split = make_label_split(
-        data,
-        labeled,
-        seed=cfg.data.split_seed,
-        unit=cfg.data.label_unit,
-        require_unlabeled=method_cls.needs_unlabeled,
-    )
-    method = method_cls(cfg, data, rt)
-    batches = TwoStreamBatches(
-        data,
-        split,
-        cfg.data.batch_labeled,
-        cfg.data.batch_unlabeled if method_cls.needs_unlabeled else 0,
-        seed=cfg.train.seed,
-        device=rt.device,
-        augment=cfg.data.augment,
-    )
+    data, split, method, batches = build_training(cfg, rt)
     if verbose:
         print(data.summary())
         print(split.description)

@@ -15,22 +15,9 @@ from ..config import Config
 from ..data import Batch, SegData
 from ..generalist import Generalist, as_two_class, generalist_from_config
 from ..losses import ce_dice_loss
-from ..prompts import Points, boxes_from_masks, sample_points
+from ..prompts import prompts_from_masks
 from ..runtime import Runtime
 from .base import Method
-
-
-def make_prompts(
-    cfg: Config, masks: torch.Tensor, seed: int | list[int]
-) -> tuple[Points | None, torch.Tensor | None]:
-    """The prompts ``cfg.prompts`` asks for, sampled from ``masks`` ``(B, H, W)``."""
-    p = cfg.prompts
-    points = boxes = None
-    if p.kind in ("points", "points+box"):
-        points = sample_points(masks, p.n_pos, p.n_neg, p.strategy, seed=seed)
-    if p.kind in ("box", "points+box"):
-        boxes = boxes_from_masks(masks)
-    return points, boxes
 
 
 def eval_seeds(cfg: Config, index: np.ndarray | None, n: int) -> list[int]:
@@ -53,7 +40,9 @@ class PEFTSAM(Method):
             self.sam.image_encoder.compile()
 
     def train_step(self, batch: Batch, step: int) -> dict[str, float]:
-        points, boxes = make_prompts(self.cfg, batch.labeled_mask, self.cfg.train.seed * 1_000_003 + step)
+        points, boxes = prompts_from_masks(
+            batch.labeled_mask, self.cfg.prompts, self.cfg.train.seed * 1_000_003 + step
+        )
         with self.autocast():
             logits = self.sam(self.prepare(batch.labeled_image), points, boxes)
         loss = ce_dice_loss(as_two_class(logits.float()), batch.labeled_mask)
@@ -67,7 +56,7 @@ class PEFTSAM(Method):
     ) -> dict[str, torch.Tensor]:
         if masks is None:
             raise ValueError("peft-sam is evaluated with ground-truth prompts: pass masks")
-        points, boxes = make_prompts(self.cfg, masks, eval_seeds(self.cfg, index, len(images)))
+        points, boxes = prompts_from_masks(masks, self.cfg.prompts, eval_seeds(self.cfg, index, len(images)))
         with self.autocast():
             logits = self.sam(self.prepare(images), points, boxes)
         return {"sam": logits.float().sigmoid()[:, 0]}

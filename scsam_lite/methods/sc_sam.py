@@ -28,7 +28,7 @@ from ..config import Config
 from ..data import Batch, SegData
 from ..generalist import Generalist, as_two_class, generalist_from_config
 from ..losses import ce_dice_loss, entropy_loss
-from ..prompts import Points, boxes_from_masks, sample_points
+from ..prompts import Points, prompts_from_masks
 from ..rampup import sigmoid_rampup
 from ..runtime import Runtime
 from .peft_sam import eval_seeds
@@ -57,13 +57,7 @@ class SCSAM(Supervised):
         self, masks: torch.Tensor, seed: int | list[int]
     ) -> tuple[Points | None, torch.Tensor | None]:
         """Prompts (points and/or box, as ``prompts.kind`` says) sampled from hard masks ``(B, H, W)``."""
-        p = self.cfg.prompts
-        points = boxes = None
-        if p.kind in ("points", "points+box"):
-            points = sample_points(masks, p.n_pos, p.n_neg, p.strategy, seed=seed)
-        if p.kind in ("box", "points+box"):
-            boxes = boxes_from_masks(masks)
-        return points, boxes
+        return prompts_from_masks(masks, self.cfg.prompts, seed)
 
     def train_step(self, batch: Batch, step: int) -> dict[str, float]:
         n_lab = len(batch.labeled_image)
