@@ -49,9 +49,8 @@ class SSLConfig:
     ema_decay: float = 0.99  # mean teacher
     consistency: float = 0.1  # mean teacher: weight of the consistency loss after ramp-up
     consistency_rampup: int = 30000  # steps of the sigmoid ramp-up of that weight (SSL4MIS: 200 x 150)
-    entropy_weight: float = (
-        0.9  # entropy-min: weight of the entropy of the unlabeled predictions (the reference's)
-    )
+    # entropy-min and sc-sam: weight of the entropy of the unlabeled predictions (the reference's 0.9)
+    entropy_weight: float = 0.9
 
 
 @dataclass
@@ -62,18 +61,15 @@ class GeneralistConfig:
     checkpoint: str | None = None  # None: the official file from the checkpoint folder (downloaded once)
     pretrained: bool = True  # False: random initialisation (speed benchmarks); `tiny` is always random
     image_size: int = 256  # SAM's input size (the paper's 256); images are resized to it and masks back
-    rel_pos: str = (
-        "interpolate"  # interpolate | drop: resized relative-position weights of global-attention blocks
-    )
-    peft: str = (
-        "adapter"  # adapter (Med-SA) | lora | none (encoder frozen, only prompt encoder/decoder train)
-    )
+    # interpolate | drop: the resized relative-position weights of the global-attention blocks
+    rel_pos: str = "interpolate"
+    # adapter (Med-SA) | lora | none (encoder frozen, only prompt encoder and decoder train)
+    peft: str = "adapter"
     adapter_blocks: str = "all"  # all | lastN | none | comma list of block indices
     adapter_ratio: float = 0.25  # bottleneck width as a fraction of the block width (Med-SA)
     adapter_scale: float = 0.5  # weight of the adapter parallel to the MLP (Med-SA)
-    adapter_zero_init: bool = (
-        True  # zero up-projection: at step 0 the adapted SAM is exactly the pretrained one
-    )
+    # zero up-projections: at step 0 the adapted SAM is exactly the pretrained one
+    adapter_zero_init: bool = True
     lora_rank: int = 4
     lora_alpha: float = 4.0
     train_prompt_encoder: bool = True
@@ -98,20 +94,20 @@ class PromptConfig:
 class CoTrainConfig:
     """SC-SAM's co-training terms (method ``sc-sam``)."""
 
-    rampup_length: int = 10000  # T of SAM's ramp-up w(t) on the U-Net's pseudo-labels (the reference: 10,000)
-    rampup_scale: float = (
-        5.0  # w(t) = exp(-scale (1 - t/T)^2); the reference's 5 (a summary of the paper drops it: 1)
-    )
-    unet_pseudo_weight: float = (
-        1.0  # weight of the U-Net's loss on SAM's pseudo-labels (the reference: 1, no ramp)
-    )
-    entropy: bool = True  # the reference's U-Net also minimises the entropy of its unlabeled predictions
-    labeled_prompts: str = (
-        "unet"  # unet (the reference: prompts from the U-Net for every image) | gt (labeled only)
-    )
-    probe_images: int = (
-        4  # unlabeled images whose pseudo-labels and prompts are saved at every validation (0: none)
-    )
+    # w(t) = exp(-scale (1 - min(t, T)/T)^2) on SAM's loss on the U-Net's pseudo-labels; the reference: T = 10,000,
+    # scale 5 (a summary of the paper drops the 5: scale 1)
+    rampup_length: int = 10000
+    rampup_scale: float = 5.0
+    # weight of the U-Net's loss on SAM's pseudo-labels (the reference: 1, no ramp-up)
+    unet_pseudo_weight: float = 1.0
+    # the reference's U-Net also minimises the entropy of its unlabeled predictions (weight ssl.entropy_weight)
+    entropy: bool = True
+    # where labeled images' prompts come from: unet (the reference: the U-Net, for every image) | gt
+    labeled_prompts: str = "unet"
+    # the reference's extra learned "box" tokens from the image embedding (from KnowSAM; not in the paper)
+    learned_tokens: bool = False
+    # unlabeled images whose pseudo-labels and prompts are saved at every validation (0: none)
+    probe_images: int = 4
 
 
 @dataclass
@@ -186,6 +182,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data.batch_unlabeled": 6,
         "train.iterations": 40000,
         "train.val_every": 200,
+        "train.lr_schedule": "linear",  # the reference SC-SAM code decays both learning rates linearly
     },
 }
 

@@ -105,3 +105,16 @@ def test_resume_mid_run_gives_the_same_metrics(tmp_path):
     train(cfg, tmp_path / "parts", verbose=False, stop_after=10)
     resumed = train(cfg, tmp_path / "parts", resume=True, verbose=False)
     assert resumed.metrics == whole.metrics
+
+
+def test_learned_tokens_are_off_by_default_and_train_when_on():
+    method, batches = _method(_cfg())
+    assert method.sam.learned_tokens is None
+    method, batches = _method(_cfg(**{"cotrain.learned_tokens": True}))
+    tokens = method.sam.learned_tokens
+    assert tokens is not None and all(p.requires_grad for p in tokens.parameters())
+    opt_params = {id(p) for g in method.optimizers["sam"].param_groups for p in g["params"]}
+    assert all(id(p) in opt_params for p in tokens.parameters())
+    before = tokens.out.weight.detach().clone()
+    method.train_step(batches.batch(0), 0)
+    assert not torch.equal(before, tokens.out.weight)

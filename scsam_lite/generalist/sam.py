@@ -52,6 +52,8 @@ class Generalist(nn.Module):
         self.name = name
         #: where the weights came from ("random", a checkpoint path, ...), for run records
         self.source = "random"
+        #: optional extra prompt tokens from the image embedding (see ``learned_tokens.py``); None: off
+        self.learned_tokens: nn.Module | None = None
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(1, 3, 1, 1), persistent=False)
 
@@ -117,6 +119,8 @@ class Generalist(nn.Module):
         """Mask logits ``(B, 1 or 3, H, W)`` at ``size`` from embeddings and prompts in that frame."""
         b = embeddings.shape[0]
         sparse, dense = self.encode_prompts(points, boxes, size, b)
+        if self.learned_tokens is not None:
+            sparse = torch.cat([sparse, self.learned_tokens(embeddings).to(sparse.dtype)], dim=1)
         low_res = _decode_batched(
             self.mask_decoder, embeddings, self.prompt_encoder.get_dense_pe(), sparse, dense
         )

@@ -27,6 +27,7 @@ from .. import pseudo_labels
 from ..config import Config
 from ..data import Batch, SegData
 from ..generalist import Generalist, as_two_class, generalist_from_config
+from ..generalist.learned_tokens import LearnedTokens
 from ..losses import ce_dice_loss, entropy_loss
 from ..prompts import Points, prompts_from_masks
 from ..rampup import sigmoid_rampup
@@ -42,6 +43,8 @@ class SCSAM(Supervised):
     def __init__(self, cfg: Config, data: SegData, rt: Runtime) -> None:
         super().__init__(cfg, data, rt)  # the U-Net and its SGD optimiser
         sam = generalist_from_config(cfg.generalist)
+        if cfg.cotrain.learned_tokens:
+            sam.learned_tokens = LearnedTokens(sam.prompt_encoder.embed_dim)
         opt = torch.optim.Adam([p for p in sam.parameters() if p.requires_grad], lr=cfg.generalist.lr)
         self.sam: Generalist = self.add_model("sam", sam, opt)
         if cfg.generalist.compile:
