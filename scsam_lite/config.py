@@ -60,7 +60,9 @@ class GeneralistConfig:
     name: str = "sam_vit_b"  # sam_vit_b | sam_vit_l | sam_vit_h | lite_medsam | tiny
     checkpoint: str | None = None  # None: the official file from the checkpoint folder (downloaded once)
     pretrained: bool = True  # False: random initialisation (speed benchmarks); `tiny` is always random
-    image_size: int = 256  # SAM's input size (the paper's 256); images are resized to it and masks back
+    # SAM's input size; None: the generalist's own (256 for SAM, the paper's, and LiteMedSAM; 64 for tiny).
+    # Images are resized to it and masks come back at the images' size.
+    image_size: int | None = None
     # interpolate | drop: the resized relative-position weights of the global-attention blocks
     rel_pos: str = "interpolate"
     # adapter (Med-SA) | lora | none (encoder frozen, only prompt encoder and decoder train)
@@ -161,7 +163,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "ssl.consistency_rampup": 300,
         "train.eval_batch_size": 64,
         "generalist.name": "tiny",
-        "generalist.image_size": 64,
         "generalist.lr": 1e-3,  # the tiny SAM starts from random weights: 1e-4 barely moves it in 600 steps
         "cotrain.rampup_length": 300,
     },
@@ -317,14 +318,14 @@ def validate(cfg: Config) -> None:
     ):
         if value not in allowed:
             raise unknown_name(key, value, list(allowed))
-    if g.image_size < 16 or g.image_size % 16:
+    if g.image_size is not None and (g.image_size < 16 or g.image_size % 16):
         raise ConfigError(
             f"generalist.image_size={g.image_size} is not a multiple of 16", "use 256 (the paper's) or 1024"
         )
-    if g.name == "lite_medsam" and g.image_size != 256:
+    if g.name == "lite_medsam" and g.image_size not in (None, 256):
         raise ConfigError(
             f"lite_medsam runs at 256 px only (its TinyViT has fixed-size attention biases), not {g.image_size}",
-            "--set generalist.image_size=256",
+            "leave generalist.image_size unset (or 256)",
         )
     if p.n_pos < 0 or p.n_neg < 0 or (p.kind != "box" and p.n_pos + p.n_neg == 0):
         raise ConfigError(

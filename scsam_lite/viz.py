@@ -220,3 +220,74 @@ def plot_histories(
         ax.legend(fontsize=9)
     fig.tight_layout()
     return fig
+
+
+#: Prompt colours: positive clicks, negative clicks and the box (distinct from truth green and model magenta).
+POS_COLOR = "#ffd400"
+NEG_COLOR = "#ff3b30"
+BOX_COLOR = "#00c8ff"
+
+
+def draw_points(
+    ax: Axes, points: Any, labels: Any = None, *, item: int = 0, size: float = 70
+) -> tuple[int, int]:
+    """Positive points as yellow discs, negative ones as red crosses; padding (label -1) is not drawn.
+
+    ``points`` is a :class:`~scsam_lite.prompts.Points` batch (``item`` picks the image) or ``(N, 2)`` ``(x, y)``
+    coordinates with ``labels`` ``(N,)``. Returns how many positive and negative points were drawn.
+    """
+    if labels is None:
+        coords, labels = points.coords[item], points.labels[item]
+    else:
+        coords = points
+    xy = _to_numpy(coords).reshape(-1, 2).astype(float)
+    lab = _to_numpy(labels).reshape(-1)
+    pos, neg = xy[lab == 1], xy[lab == 0]
+    if len(pos):
+        ax.scatter(
+            pos[:, 0],
+            pos[:, 1],
+            s=size,
+            marker="o",
+            c=POS_COLOR,
+            edgecolors="black",
+            linewidths=1.0,
+            label="positive",
+            zorder=5,
+        )
+    if len(neg):
+        ax.scatter(
+            neg[:, 0],
+            neg[:, 1],
+            s=size,
+            marker="X",
+            c=NEG_COLOR,
+            edgecolors="white",
+            linewidths=0.8,
+            label="negative",
+            zorder=5,
+        )
+    return len(pos), len(neg)
+
+
+def draw_box(ax: Axes, box: Any, *, color: str = BOX_COLOR) -> None:
+    """A box prompt ``(x0, y0, x1, y1)`` in inclusive pixel indices, drawn around the outer pixel edges."""
+    from matplotlib.patches import Rectangle
+
+    x0, y0, x1, y1 = (float(v) for v in _to_numpy(box).reshape(-1)[:4])
+    ax.add_patch(
+        Rectangle(
+            (x0 - 0.5, y0 - 0.5),
+            x1 - x0 + 1,
+            y1 - y0 + 1,
+            fill=False,
+            edgecolor=color,
+            linewidth=1.8,
+            zorder=4,
+        )
+    )
+
+
+def outline(ax: Axes, mask: Any, color: str = PRED_COLOR, style: str = "solid") -> None:
+    """The outline of a binary mask (nothing for an empty or full one): two models' masks on one image."""
+    _outline(ax, _to_numpy(mask).astype(bool), color, style)

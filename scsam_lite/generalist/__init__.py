@@ -30,20 +30,22 @@ def build_generalist(name: str = "sam_vit_b", **kwargs) -> Generalist:
     return GENERALISTS.get(name)(**kwargs)
 
 
-def generalist_from_config(gcfg) -> Generalist:  # gcfg: scsam_lite.config.GeneralistConfig
-    """The generalist a run trains: built, adapted (adapters / LoRA / none), frozen, with fast attention if asked."""
+def generalist_from_config(gcfg, *, peft: bool = True) -> Generalist:  # gcfg: config.GeneralistConfig
+    """The generalist a run trains: built, adapted (adapters / LoRA / none), frozen, with fast attention if asked.
+
+    ``peft=False`` stops after building: the pretrained model as it comes, everything trainable.
+    """
     from .adapters import add_adapters
     from .attention import use_fast_attention
     from .lora import add_lora
     from .peft import freeze_for_peft
 
+    size = {} if gcfg.image_size is None else {"image_size": gcfg.image_size}
     model = build_generalist(
-        gcfg.name,
-        image_size=gcfg.image_size,
-        pretrained=gcfg.pretrained,
-        checkpoint=gcfg.checkpoint,
-        rel_pos=gcfg.rel_pos,
+        gcfg.name, pretrained=gcfg.pretrained, checkpoint=gcfg.checkpoint, rel_pos=gcfg.rel_pos, **size
     )
+    if not peft:
+        return model
     if gcfg.peft == "adapter":
         add_adapters(
             model.image_encoder,

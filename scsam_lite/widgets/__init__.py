@@ -6,8 +6,23 @@ returns a matplotlib figure, and ``show()``, which in headless runs also leaves 
 
 from __future__ import annotations
 
+from .cotraining import PseudoLabelExplorer, RampUpExplorer, probe_timeline
 from .dataset_browser import DatasetBrowser
 from .explorer import Explorer, widget_mode
+from .prompt_explorer import PromptExplorer, prompt_gallery, zero_shot_scores, zero_shot_table
 from .pseudo_labels import UNetPseudoLabelExplorer, pseudo_label
 
-__all__ = ["DatasetBrowser", "Explorer", "UNetPseudoLabelExplorer", "pseudo_label", "widget_mode"]
+__all__ = [
+    "DatasetBrowser",
+    "Explorer",
+    "PromptExplorer",
+    "PseudoLabelExplorer",
+    "RampUpExplorer",
+    "UNetPseudoLabelExplorer",
+    "probe_timeline",
+    "prompt_gallery",
+    "pseudo_label",
+    "widget_mode",
+    "zero_shot_scores",
+    "zero_shot_table",
+]
