@@ -71,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test", choices=["train", "val", "test"])
     e.add_argument("--checkpoint", default="best", choices=["best", "last"])
     e.add_argument("--device", default="auto")
+    e.add_argument(
+        "--prompts-from",
+        metavar="UNET_RUN",
+        help="prompt SAM (peft-sam) with this run's U-Net predictions instead of the ground truth",
+    )
 
     from .download import help_text
 
@@ -170,8 +175,22 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .trainer import format_metrics, load_run
 
     method, data, cfg = load_run(args.run_dir, checkpoint=args.checkpoint, device=args.device)
-    metrics = evaluate(method, data, args.split, cfg.train.eval_batch_size)
-    out = Path(args.run_dir) / f"metrics_{args.split}_{args.checkpoint}.json"
+    prompt_masks, suffix = None, ""
+    if args.prompts_from:
+        from .errors import ConfigError
+        from .evaluation import unet_prompt_masks
+
+        unet_method, unet_data, _ = load_run(args.prompts_from, device=args.device)
+        if (unet_data.name, unet_data.resolution, unet_data.ids) != (data.name, data.resolution, data.ids):
+            raise ConfigError(
+                f"{args.prompts_from} was trained on other data ({unet_data.name}, {unet_data.resolution} px) "
+                f"than {args.run_dir} ({data.name}, {data.resolution} px)",
+                "give a U-Net run on the same dataset and resolution",
+            )
+        prompt_masks = unet_prompt_masks(unet_method, data, args.split, cfg.train.eval_batch_size)
+        suffix = "_unet_prompts"
+    metrics = evaluate(method, data, args.split, cfg.train.eval_batch_size, prompt_masks)
+    out = Path(args.run_dir) / f"metrics_{args.split}_{args.checkpoint}{suffix}.json"
     write_json(out, metrics)
     print(format_metrics(metrics, f"{args.split} metrics ({args.checkpoint} checkpoint) -> {out}"))
     return 0

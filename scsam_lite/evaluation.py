@@ -16,9 +16,17 @@ from .metrics import batch_metrics, dice_scores, summarize, volume_metrics
 
 @torch.no_grad()
 def predict_probabilities(
-    method: Method, data: SegData, indices: np.ndarray, batch_size: int = 32
+    method: Method,
+    data: SegData,
+    indices: np.ndarray,
+    batch_size: int = 32,
+    prompt_masks: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Foreground probabilities ``(N, H, W)`` float32 per model for the items ``indices`` (eval mode)."""
+    """Foreground probabilities ``(N, H, W)`` float32 per model for the items ``indices`` (eval mode).
+
+    ``prompt_masks`` ``(N, H, W)``: what methods prompted from a mask (``peft-sam``) get instead of the ground
+    truth, e.g. a U-Net's predictions (:func:`unet_prompt_masks`); metrics are still against the ground truth.
+    """
     method.train(False)
     out: dict[str, list[np.ndarray]] = {}
     try:
@@ -26,7 +34,8 @@ def predict_probabilities(
             idx = indices[start : start + batch_size]
             images = torch.from_numpy(np.ascontiguousarray(data.images[idx])).to(method.rt.device)
             images = images.permute(0, 3, 1, 2).float().div_(255)
-            masks = torch.from_numpy(np.ascontiguousarray(data.masks[idx])).to(method.rt.device).long()
+            source = data.masks[idx] if prompt_masks is None else prompt_masks[start : start + batch_size]
+            masks = torch.from_numpy(np.ascontiguousarray(source)).to(method.rt.device).long()
             for name, prob in method.predict(images, masks=masks, index=idx).items():
                 out.setdefault(name, []).append(prob.float().cpu().numpy())
     finally:
@@ -35,10 +44,14 @@ def predict_probabilities(
 
 
 def predict_split(
-    method: Method, data: SegData, indices: np.ndarray, batch_size: int = 32
+    method: Method,
+    data: SegData,
+    indices: np.ndarray,
+    batch_size: int = 32,
+    prompt_masks: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Hard predictions ``(N, H, W)`` uint8 per model for the items ``indices``."""
-    probs = predict_probabilities(method, data, indices, batch_size)
+    probs = predict_probabilities(method, data, indices, batch_size, prompt_masks)
     return {k: (p > 0.5).astype(np.uint8) for k, p in probs.items()}
 
 
@@ -60,11 +73,18 @@ def validate(method: Method, data: SegData, split: str = "val", batch_size: int 
 
 
 def evaluate(
-    method: Method, data: SegData, split: str = "test", batch_size: int = 32
+    method: Method,
+    data: SegData,
+    split: str = "test",
+    batch_size: int = 32,
+    prompt_masks: np.ndarray | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Dice, IoU, HD95 and ASD per model on ``split``, averaged over images (2D) or volumes (3D)."""
+    """Dice, IoU, HD95 and ASD per model on ``split``, averaged over images (2D) or volumes (3D).
+
+    ``prompt_masks``: see :func:`predict_probabilities` (``peft-sam`` prompted by a U-Net instead of the truth).
+    """
     idx = data.splits[split]
-    preds = predict_split(method, data, idx, batch_size)
+    preds = predict_split(method, data, idx, batch_size, prompt_masks)
     gts = data.masks[idx]
     results = {}
     for name, p in preds.items():
@@ -79,3 +99,18 @@ def evaluate(
             rows = batch_metrics(p, gts, spacing)
         results[name] = summarize(rows)
     return results
+
+
+def unet_prompt_masks(
+    unet_method: Method, data: SegData, split: str = "test", batch_size: int = 32
+) -> np.ndarray:
+    """A trained method's U-Net hard predictions on ``split``: prompts for a SAM evaluated without ground truth."""
+    preds = predict_split(unet_method, data, data.splits[split], batch_size)
+    if "unet" not in preds:
+        from .errors import ConfigError
+
+        raise ConfigError(
+            f"the run given for prompts has no U-Net (it predicts {sorted(preds)})",
+            "point --prompts-from at a unet, mean-teacher, entropy-min or sc-sam run",
+        )
+    return preds["unet"]

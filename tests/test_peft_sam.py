@@ -150,3 +150,30 @@ def test_peft_sam_with_random_vit_b_architecture_runs_a_step(tmp_path):
     keys = set(load_checkpoint(tmp_path / "vitb" / "checkpoints" / "best.pt")["method"]["models"]["sam"])
     adapted = {k.split(".")[2] for k in keys if ".adapter." in k}
     assert adapted == {"10", "11"}  # "last2" of ViT-B's 12 blocks
+
+
+def test_peft_sam_evaluated_with_unet_prompts(tmp_path, capsys):
+    """issue 4: PEFT-SAM is also evaluated with prompts from a U-Net's predictions instead of the ground truth."""
+    train(_cfg(), tmp_path / "sam", verbose=False)
+    unet_cfg = C.build_config("quick", {"train.iterations": 10, "train.val_every": 10}, method="unet")
+    train(unet_cfg, tmp_path / "unet", verbose=False)
+    assert main(["evaluate", str(tmp_path / "sam"), "--prompts-from", str(tmp_path / "unet")]) == 0
+    with_unet = json.loads((tmp_path / "sam" / "metrics_test_best_unet_prompts.json").read_text())
+    with_gt = json.loads((tmp_path / "sam" / "metrics.json").read_text())
+    assert set(with_unet) == {"sam"} and with_unet["sam"]["dice"] != with_gt["sam"]["dice"]
+    # the U-Net's masks really are the prompt source: prompting with the ground truth as "U-Net" gives metrics.json
+    from scsam_lite.evaluation import evaluate
+
+    method, data, _ = load_run(tmp_path / "sam")
+    gt = data.masks[data.splits["test"]]
+    assert evaluate(method, data, "test", prompt_masks=gt)["sam"]["dice"] == pytest.approx(
+        with_gt["sam"]["dice"], abs=1e-6
+    )
+    prostate = C.build_config(
+        "quick",
+        {"train.iterations": 10, "train.val_every": 10, "data.dataset": "synthetic-prostate"},
+        method="unet",
+    )
+    train(prostate, tmp_path / "other", verbose=False)
+    assert main(["evaluate", str(tmp_path / "sam"), "--prompts-from", str(tmp_path / "other")]) == 2
+    assert "other data" in capsys.readouterr().err
