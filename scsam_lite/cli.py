@@ -119,6 +119,21 @@ def _parser() -> argparse.ArgumentParser:
         "--out", help="JSON file for the results (default runs/bench/bench-METHOD-GENERALIST-TIME.json)"
     )
 
+    w = sub.add_parser(
+        "sweep",
+        help="run an ablation grid (skips configs already in the results registry, resumes interrupted runs)",
+    )
+    w.add_argument(
+        "grid", nargs="?", help="rampup | backbone | prompts | prompt-type | labels | peft | tokens"
+    )
+    w.add_argument("--preset", default="quick", help="quick | classroom | paper (default quick)")
+    w.add_argument("--seeds", default="0", help="comma-separated training seeds (default 0)")
+    w.add_argument("--method", help="method whose ablation it is (default sc-sam)")
+    w.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=[])
+    w.add_argument("--out", help="folder of the sweep's runs and registry (default runs/sweeps)")
+    w.add_argument("--dry-run", action="store_true", help="print what would run")
+    w.add_argument("--list", action="store_true", help="list the grids and their variants")
+
     sub.add_parser("datasets", help="list the datasets and where each is found")
 
     c = sub.add_parser("config", help="print a preset's full config (what a run would use)")
@@ -215,6 +230,37 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from . import config as C
+    from .errors import ConfigError
+    from .sweeps import GRIDS, sweep, sweep_table
+
+    if args.list or not args.grid:
+        for name in GRIDS.names():
+            g = GRIDS.get(name)
+            print(f"{name:12s} {g.description}\n{'':12s} variants: {', '.join(v.label for v in g.variants)}")
+        return 0
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(
+            f"--seeds {args.seeds!r} is not a list of integers", "write e.g. --seeds 0,1,2"
+        ) from None
+    kw = dict(
+        preset=args.preset,
+        seeds=seeds,
+        overrides=C.parse_overrides(args.overrides),
+        out=args.out,
+        method=args.method,
+    )
+    sweep(args.grid, dry_run=args.dry_run, **kw)
+    if not args.dry_run:
+        table = sweep_table(args.grid, **kw)
+        summary = table.groupby(["order", "variant", "model"])["dice"].agg(["mean", "std", "count"])
+        print(summary.droplevel("order").round(4).to_string())
+    return 0
+
+
 def _download(args: argparse.Namespace) -> int:
     from .download import download
 
@@ -266,6 +312,7 @@ COMMANDS = {
     "evaluate": _evaluate,
     "download": _download,
     "bench": _bench,
+    "sweep": _sweep,
     "datasets": _datasets,
     "config": _config,
 }

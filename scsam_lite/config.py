@@ -7,6 +7,7 @@ ones. Presets are nothing but named override dicts applied on top of the default
 
 from __future__ import annotations
 
+import copy as copy_module
 import dataclasses
 import hashlib
 import json
@@ -290,6 +291,18 @@ def build_config(preset: str = "quick", overrides: dict[str, Any] | None = None,
     for key, value in (overrides or {}).items():
         set_value(cfg, key, value)
     validate(cfg)
+    return resolved(cfg, copy=False)
+
+
+def resolved(cfg: Config, *, copy: bool = True) -> Config:
+    """``cfg`` with its defaults-by-``None`` made explicit (the dataset's own resolution), so that the config a
+    run saves, hashes and later resumes with is one and the same."""
+    if copy:
+        cfg = copy_module.deepcopy(cfg)
+    if cfg.data.resolution is None:
+        from .data import DATASETS
+
+        cfg.data.resolution = DATASETS.get(cfg.data.dataset).default_resolution
     return cfg
 
 

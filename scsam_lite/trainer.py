@@ -140,6 +140,7 @@ def train(
     """
     t0 = time.perf_counter()
     C.validate(cfg)
+    cfg = C.resolved(cfg)  # explicit resolution: the saved, hashed and resumed config are the same
     METHODS.get(cfg.train.method)  # an unknown method fails before anything is written
     run = RunDir.open(out, resume=resume)
     resuming = resume and run.last_path.is_file()

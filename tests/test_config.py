@@ -17,7 +17,10 @@ def test_types_are_converted_and_none_accepted():
     cfg = C.build_config(
         "quick", {"data.resolution": "none", "train.deterministic": "yes", "data.batch_labeled": "4"}
     )
-    assert cfg.data.resolution is None and cfg.train.deterministic is True and cfg.data.batch_labeled == 4
+    assert cfg.train.deterministic is True and cfg.data.batch_labeled == 4
+    # "none" means the dataset's own resolution, made explicit so the saved and hashed config is what runs
+    assert cfg.data.resolution == 64
+    assert C.build_config("quick", {"data.dataset": "kvasir-seg"}).data.resolution == 256
     with pytest.raises(ConfigError, match="not a valid int"):
         C.build_config("quick", {"train.iterations": "many"})
 

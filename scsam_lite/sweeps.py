@@ -1,0 +1,241 @@
+"""Sweeps: the paper's ablations as grids of configs, run once each and read back from the results registry.
+
+A grid is a list of labelled variants (config overrides) of one method on top of a preset. :func:`sweep` runs every
+(variant, seed) that is not already in the registry (same :func:`~scsam_lite.config.config_hash`), resuming a run
+that was interrupted, so a sweep can be stopped and started again at any time and only does what is missing.
+:func:`sweep_table` joins the plan with the registry, so a plot knows which variant each row is.
+
+Ramp-up lengths are given as fractions of the preset's iterations, so one grid fits the quick, classroom and
+paper schedules alike.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import config as C
+from .errors import ConfigError
+from .paths import runs_dir
+from .registry import Registry
+from .runs import read_results
+
+
+@dataclass
+class Variant:
+    """One point of a grid: a label for plots and the overrides it applies.
+
+    ``relative`` holds integer keys given as a fraction of ``train.iterations`` (e.g. a ramp-up length).
+    """
+
+    label: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    relative: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Grid:
+    name: str
+    description: str
+    variants: list[Variant]
+    method: str = "sc-sam"
+    #: what the variants change, for axis titles
+    axis: str = "variant"
+
+
+GRIDS: Registry[Grid] = Registry("sweep grid")
+
+
+def _grid(g: Grid) -> None:
+    GRIDS.register(g.name, g)
+
+
+_grid(
+    Grid(
+        "rampup",
+        "SAM's ramp-up on the U-Net's pseudo-labels: off (full weight from step 0), several T, and the shape",
+        [
+            Variant("off", {"cotrain.rampup_length": 0}),
+            Variant("T = 1/4", relative={"cotrain.rampup_length": 0.25}),
+            Variant("T = 1/2", relative={"cotrain.rampup_length": 0.5}),
+            Variant("T = 1", relative={"cotrain.rampup_length": 1.0}),
+            Variant("T = 1/2, no 5", {"cotrain.rampup_scale": 1.0}, {"cotrain.rampup_length": 0.5}),
+        ],
+        axis="ramp-up",
+    )
+)
+_grid(
+    Grid(
+        "backbone",
+        "the specialist's backbone",
+        [Variant(name, {"specialist.name": name}) for name in ("unet", "unet++", "resunet", "swin")],
+        axis="specialist",
+    )
+)
+_grid(
+    Grid(
+        "prompts",
+        "how many points are sampled from the U-Net's prediction, and how",
+        [
+            Variant(f"{p}+{n}", {"prompts.n_pos": p, "prompts.n_neg": n})
+            for p, n in ((1, 0), (1, 1), (3, 3), (5, 5), (10, 10))
+        ]
+        + [Variant("5+5 interior", {"prompts.n_pos": 5, "prompts.n_neg": 5, "prompts.strategy": "interior"})],
+        axis="positive + negative points",
+    )
+)
+_grid(
+    Grid(
+        "prompt-type",
+        "points, a box, or both from the U-Net's prediction",
+        [Variant(kind, {"prompts.kind": kind}) for kind in ("points", "box", "points+box")],
+        axis="prompt",
+    )
+)
+_grid(
+    Grid(
+        "labels",
+        "the share of labeled images",
+        [Variant(f"{r:.0%}", {"data.labeled": r}) for r in (0.05, 0.1, 0.25, 0.5)],
+        axis="labeled",
+    )
+)
+_grid(
+    Grid(
+        "peft",
+        "what trains in SAM's encoder: Med-SA adapters, LoRA, or nothing",
+        [Variant(p, {"generalist.peft": p}) for p in ("adapter", "lora", "none")],
+        axis="PEFT",
+    )
+)
+_grid(
+    Grid(
+        "tokens",
+        "the reference's learned tokens from the image embedding (KnowSAM), off and on",
+        [Variant("off", {"cotrain.learned_tokens": False}), Variant("on", {"cotrain.learned_tokens": True})],
+        axis="learned tokens",
+    )
+)
+
+
+@dataclass
+class PlannedRun:
+    grid: str
+    label: str
+    seed: int
+    config: C.Config
+    config_hash: str
+    run_dir: Path
+
+
+def plan(
+    grid: str,
+    preset: str = "quick",
+    seeds: list[int] | tuple[int, ...] = (0,),
+    overrides: dict[str, Any] | None = None,
+    out: str | Path | None = None,
+    method: str | None = None,
+) -> list[PlannedRun]:
+    """Every (variant, seed) of ``grid`` as a full config and its run directory under ``out``."""
+    g = GRIDS.get(grid)
+    out = Path(out) if out else runs_dir() / "sweeps"
+    base = C.build_config(preset, overrides, method=method or g.method)
+    runs = []
+    for variant in g.variants:
+        for seed in seeds:
+            cfg = copy.deepcopy(base)
+            for key, value in variant.overrides.items():
+                C.set_value(cfg, key, value)
+            for key, frac in variant.relative.items():
+                C.set_value(cfg, key, max(1, round(frac * cfg.train.iterations)))
+            C.set_value(cfg, "train.seed", seed)
+            C.validate(cfg)
+            h = C.config_hash(cfg)
+            slug = "".join(c if c.isalnum() else "-" for c in variant.label).strip("-")
+            runs.append(PlannedRun(grid, variant.label, seed, cfg, h, out / f"{grid}-{slug}-s{seed}-{h}"))
+    hashes = [r.config_hash for r in runs]
+    if len(set(hashes)) != len(hashes):
+        raise ConfigError(
+            f"grid {grid!r} has variants that are the same experiment under {preset!r}",
+            "check the overrides given with --set: one of them may undo what the grid varies",
+        )
+    return runs
+
+
+def finished_hashes(out: str | Path) -> set[str]:
+    """Config hashes of the runs already in the registry beside ``out``'s run directories."""
+    registry = Path(out) / "results.jsonl"
+    return {row["config_hash"] for row in read_results(registry)} if registry.is_file() else set()
+
+
+def sweep(
+    grid: str,
+    preset: str = "quick",
+    seeds: list[int] | tuple[int, ...] = (0,),
+    overrides: dict[str, Any] | None = None,
+    out: str | Path | None = None,
+    method: str | None = None,
+    verbose: bool = True,
+    dry_run: bool = False,
+) -> list[PlannedRun]:
+    """Run what is missing of ``grid`` (see the module docstring); returns the plan."""
+    from .trainer import train
+
+    runs = plan(grid, preset, seeds, overrides, out, method)
+    root = runs[0].run_dir.parent
+    done = finished_hashes(root)
+    todo = [r for r in runs if r.config_hash not in done]
+    if verbose:
+        print(
+            f"sweep {grid} ({preset}, seeds {list(seeds)}): {len(runs)} runs, {len(runs) - len(todo)} already done"
+        )
+    for i, r in enumerate(todo, 1):
+        if verbose:
+            print(f"[{i}/{len(todo)}] {r.label}, seed {r.seed} -> {r.run_dir}", flush=True)
+        if dry_run:
+            continue
+        train(
+            r.config,
+            r.run_dir,
+            resume=True,
+            verbose=False,
+            command=f"scsam-lite sweep {grid} --preset {preset}",
+        )
+    return runs
+
+
+def sweep_table(
+    grid: str,
+    preset: str = "quick",
+    seeds: list[int] | tuple[int, ...] = (0,),
+    overrides: dict[str, Any] | None = None,
+    out: str | Path | None = None,
+    method: str | None = None,
+):
+    """A pandas table, one row per finished (variant, seed, evaluated model) with Dice, IoU, HD95 and ASD."""
+    import pandas as pd
+
+    runs = plan(grid, preset, seeds, overrides, out, method)
+    registry = runs[0].run_dir.parent / "results.jsonl"
+    rows = {r["config_hash"]: r for r in read_results(registry)} if registry.is_file() else {}
+    order = {v.label: i for i, v in enumerate(GRIDS.get(grid).variants)}
+    out_rows = []
+    for r in runs:
+        row = rows.get(r.config_hash)
+        if row is None:
+            continue
+        for model, m in row["metrics"].items():
+            out_rows.append(
+                {
+                    "grid": grid,
+                    "variant": r.label,
+                    "order": order[r.label],
+                    "seed": r.seed,
+                    "model": model,
+                    **m,
+                }
+            )
+    cols = ["grid", "variant", "order", "seed", "model", "dice", "iou", "hd95", "asd"]
+    return pd.DataFrame(out_rows, columns=cols)

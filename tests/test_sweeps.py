@@ -1,0 +1,55 @@
+"""Sweeps: grids expand to distinct configs, finished runs are skipped, the table joins plan and registry."""
+
+from __future__ import annotations
+
+import pytest
+
+from scsam_lite.cli import main
+from scsam_lite.errors import ConfigError
+from scsam_lite.sweeps import GRIDS, finished_hashes, plan, sweep, sweep_table
+
+FAST = {"train.iterations": "4", "train.val_every": "2", "cotrain.probe_images": "0"}
+
+
+def test_every_grid_expands_to_distinct_valid_configs(tmp_path):
+    for name in GRIDS.names():
+        runs = plan(name, "quick", seeds=(0, 1), out=tmp_path)
+        assert len(runs) == 2 * len(GRIDS.get(name).variants)
+        assert len({r.config_hash for r in runs}) == len(runs)
+
+
+def test_rampup_lengths_follow_the_preset_schedule(tmp_path):
+    quick = {r.label: r.config.cotrain for r in plan("rampup", "quick", out=tmp_path)}
+    paper = {r.label: r.config.cotrain for r in plan("rampup", "paper", out=tmp_path)}
+    assert quick["off"].rampup_length == 0 and quick["T = 1/2"].rampup_length == 300  # 600 iterations
+    assert paper["T = 1/4"].rampup_length == 10000  # 40,000 iterations: the reference's T
+    assert quick["T = 1/2, no 5"].rampup_scale == 1.0 and quick["T = 1/2"].rampup_scale == 5.0
+
+
+def test_variants_that_collapse_into_one_experiment_are_an_error(tmp_path):
+    # with 2 iterations, T = 1/4 and T = 1/2 of the schedule are both one step: the same run twice
+    with pytest.raises(ConfigError, match="same experiment"):
+        plan("rampup", "quick", overrides={"train.iterations": "2"}, out=tmp_path)
+
+
+def test_sweep_runs_what_is_missing_and_tables_it(tmp_path, capsys):
+    runs = sweep("tokens", "quick", seeds=(0,), overrides=FAST, out=tmp_path, verbose=False)
+    assert len(finished_hashes(tmp_path)) == 2
+    stamps = {r.run_dir: (r.run_dir / "metrics.json").stat().st_mtime_ns for r in runs}
+    sweep("tokens", "quick", seeds=(0,), overrides=FAST, out=tmp_path)  # nothing left to do
+    assert "2 already done" in capsys.readouterr().out
+    assert {r.run_dir: (r.run_dir / "metrics.json").stat().st_mtime_ns for r in runs} == stamps
+    table = sweep_table("tokens", "quick", seeds=(0,), overrides=FAST, out=tmp_path)
+    assert set(table["variant"]) == {"off", "on"} and set(table["model"]) == {"unet", "sam", "agreement"}
+    assert table["dice"].between(0, 1).all()
+
+
+def test_sweep_cli_lists_and_dry_runs(tmp_path, capsys):
+    assert main(["sweep", "--list"]) == 0
+    assert "rampup" in capsys.readouterr().out
+    assert main(["sweep", "prompts", "--dry-run", "--seeds", "0,1", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "12 runs, 0 already done" in out and not any(tmp_path.iterdir())
+    assert main(["sweep", "prompts", "--seeds", "a,b"]) == 2
+    assert main(["sweep", "rampupp"]) == 2
+    assert "did you mean 'rampup'" in capsys.readouterr().err
