@@ -28,7 +28,7 @@ from .evaluation import evaluate, validate
 from .methods import METHODS, Method
 from .paths import results_registry, runs_dir
 from .progress import use_bar
-from .runs import RunDir, append_result, load_checkpoint, save_checkpoint, save_probe, write_json
+from .runs import RunDir, append_result, load_checkpoint, read_json, save_checkpoint, save_probe, write_json
 from .runtime import Runtime, setup
 
 
@@ -195,6 +195,9 @@ def train(
             },
         )
 
+    already_finished = resuming and step >= cfg.train.iterations and run.metrics_path.is_file()
+    if already_finished:
+        print(f"{run.path} has already finished with these settings: reusing it, not retraining")
     total = cfg.train.iterations
     end = total if stop_after is None else min(total, step + stop_after)
     probe = _prober(method, data, split, run, cfg)
@@ -250,6 +253,9 @@ def train(
         method.load_state_dict(
             load_checkpoint(run.best_path, map_location=rt.device)["method"], models_only=True
         )
+        if already_finished:
+            metrics = read_json(run.metrics_path)
+            return TrainResult(run.path, metrics, best_step, best_val, wall, method, data, split)
         metrics = evaluate(method, data, "test", cfg.train.eval_batch_size)
         write_json(run.metrics_path, metrics)
         append_result(

@@ -137,3 +137,14 @@ def test_evaluate_reproduces_the_runs_test_metrics(tmp_path, capsys):
     again = json.loads((tmp_path / "run" / "metrics_test_best.json").read_text())
     assert again == json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert "test metrics (best checkpoint)" in capsys.readouterr().out
+
+
+def test_a_finished_run_is_reused_not_retrained(tmp_path, capsys):
+    cfg = C.build_config("quick", {"train.iterations": 4, "train.val_every": 2})
+    first = train(cfg, tmp_path / "run", verbose=False)
+    stamp = (tmp_path / "run" / "checkpoints" / "best.pt").stat().st_mtime_ns
+    again = train(cfg, tmp_path / "run", resume=True, verbose=False)
+    assert "already finished" in capsys.readouterr().out
+    assert again.metrics == first.metrics
+    assert (tmp_path / "run" / "checkpoints" / "best.pt").stat().st_mtime_ns == stamp
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 1  # no duplicate registry row
