@@ -134,6 +134,17 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--dry-run", action="store_true", help="print what would run")
     w.add_argument("--list", action="store_true", help="list the grids and their variants")
 
+    n = sub.add_parser(
+        "notebooks",
+        help="run the course notebooks 01-05 in order (papermill) and write them with a summary",
+    )
+    n.add_argument("--profile", default="quick", help="quick | classroom | paper (default quick)")
+    n.add_argument("--data-root", help="folder holding the real datasets (default: $SCSAM_DATA_ROOT)")
+    n.add_argument("--seed", type=int, default=0)
+    n.add_argument("--out", default="runs/notebooks", help="where executed notebooks, runs and summary go")
+    n.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks, e.g. --only 01 03")
+    n.add_argument("--notebooks", help="folder of the notebooks (default: the repository's notebooks/)")
+
     sub.add_parser("datasets", help="list the datasets and where each is found")
 
     c = sub.add_parser("config", help="print a preset's full config (what a run would use)")
@@ -261,6 +272,20 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _notebooks(args: argparse.Namespace) -> int:
+    from .runall import run_notebooks
+
+    run_notebooks(
+        args.profile,
+        out=args.out,
+        data_root=args.data_root,
+        seed=args.seed,
+        notebooks=args.notebooks,
+        only=args.only,
+    )
+    return 0
+
+
 def _download(args: argparse.Namespace) -> int:
     from .download import download
 
@@ -313,6 +338,7 @@ COMMANDS = {
     "download": _download,
     "bench": _bench,
     "sweep": _sweep,
+    "notebooks": _notebooks,
     "datasets": _datasets,
     "config": _config,
 }

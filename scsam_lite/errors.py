@@ -46,3 +46,7 @@ class DeviceError(ScsamError):
 
 class TrainingError(ScsamError):
     """A run that cannot go on (NaN loss, a run directory in the way)."""
+
+
+class NotebookError(ScsamError):
+    """A notebook of the course that failed to run end to end."""

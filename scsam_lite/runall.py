@@ -1,0 +1,176 @@
+"""``scsam-lite notebooks``: the whole course, notebooks 01-05 in order, executed headless with papermill.
+
+Every notebook's ``parameters`` cell reads environment variables, so one profile reaches them all. They share one
+runs folder (``OUT/runs``), so a later notebook that needs a model an earlier one trained with the same config
+reuses it instead of retraining (the trainer says so). The executed notebooks land in ``OUT`` beside a summary
+(time per notebook and the test metrics of every run); a failure names the notebook and shows the failing cell.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, NotebookError
+from .runs import atomic_write_text, read_results, write_json
+
+PATTERN = "[0-9][0-9]_*.ipynb"
+
+
+@dataclass
+class NotebookRun:
+    name: str
+    seconds: float
+    output: str
+
+
+def notebooks_dir(path: str | os.PathLike | None = None) -> Path:
+    """The folder holding the course's notebooks: ``path``, or ``notebooks/`` of the repository checkout."""
+    folder = Path(path) if path else Path(__file__).resolve().parents[1] / "notebooks"
+    if not folder.is_dir() or not any(folder.glob(PATTERN)):
+        raise ConfigError(
+            f"no course notebooks ({PATTERN}) in {folder}",
+            "run from a clone of the repository (pip install -e .), or pass --notebooks DIR",
+        )
+    return folder
+
+
+@contextmanager
+def _environment(values: dict[str, str]):
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _failure(name: str, exc: Any) -> NotebookError:
+    source = "\n".join("    " + line for line in str(getattr(exc, "source", "")).splitlines()[:12])
+    cell = getattr(exc, "exec_count", None) or getattr(exc, "cell_index", "?")
+    return NotebookError(
+        f"notebook {name} failed in cell [{cell}] with {getattr(exc, 'ename', type(exc).__name__)}: "
+        f"{str(getattr(exc, 'evalue', exc))[:300]}\n  the cell:\n{source}",
+        "open the executed copy (path below) to see the whole traceback; fix the cause and run again "
+        "(finished trainings are reused)",
+    )
+
+
+def run_notebooks(
+    profile: str = "quick",
+    *,
+    out: str | os.PathLike = "runs/notebooks",
+    data_root: str | None = None,
+    seed: int = 0,
+    notebooks: str | os.PathLike | None = None,
+    only: list[str] | None = None,
+    timeout_s: int | None = None,
+    verbose: bool = True,
+) -> list[NotebookRun]:
+    """Execute the course notebooks in order with ``profile``; write them and ``summary.json``/``summary.md`` to ``out``."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    folder = notebooks_dir(notebooks)
+    paths = sorted(folder.glob(PATTERN))
+    if only:
+        paths = [p for p in paths if any(p.name.startswith(o) or p.stem == o for o in only)]
+        if not paths:
+            raise ConfigError(f"--only {only} matches no notebook in {folder}", "use numbers like 01 03")
+    out = Path(out).expanduser().resolve()
+    runs = out / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    env = {
+        "SCSAM_PROFILE": profile,
+        "SCSAM_SEED": str(seed),
+        "SCSAM_RUNS_DIR": str(runs),
+        "SCSAM_WIDGETS": "static",
+        "MPLBACKEND": "Agg",
+        "SCSAM_PROGRESS": "lines",
+    }
+    if data_root:
+        env["SCSAM_DATA_ROOT"] = str(Path(data_root).expanduser().resolve())
+    done: list[NotebookRun] = []
+    with _environment(env):
+        for path in paths:
+            target = out / path.name
+            if verbose:
+                print(f"running {path.name} ({profile}) ...", flush=True)
+            t0 = time.perf_counter()
+            try:
+                pm.execute_notebook(
+                    str(path),
+                    str(target),
+                    parameters={"PROFILE": profile, "SEED": seed},
+                    cwd=str(folder),
+                    progress_bar=False,
+                    execution_timeout=timeout_s,
+                    kernel_name="python3",
+                )
+            except PapermillExecutionError as exc:
+                _write_summary(out, profile, done, failed=path.name)
+                err = _failure(path.name, exc)
+                err.fix += f"; executed copy: {target}"
+                raise err from None
+            seconds = time.perf_counter() - t0
+            done.append(NotebookRun(path.name, round(seconds, 1), str(target)))
+            if verbose:
+                print(f"  done in {seconds:.0f} s -> {target}", flush=True)
+    _write_summary(out, profile, done)
+    if verbose:
+        print((out / "summary.md").read_text())
+    return done
+
+
+def _metrics_rows(runs: Path) -> list[dict[str, Any]]:
+    rows = []
+    for registry in sorted(runs.rglob("results.jsonl")):
+        for r in read_results(registry):
+            for model, m in r.get("metrics", {}).items():
+                rows.append(
+                    {
+                        "run": Path(r["run_dir"]).name,
+                        "method": r["method"],
+                        "dataset": r["dataset"],
+                        "model": model,
+                        "dice": round(m.get("dice", float("nan")), 4),
+                        "iou": round(m.get("iou", float("nan")), 4),
+                    }
+                )
+    return rows
+
+
+def _write_summary(out: Path, profile: str, done: list[NotebookRun], failed: str | None = None) -> None:
+    metrics = _metrics_rows(out / "runs")
+    write_json(
+        out / "summary.json",
+        {"profile": profile, "notebooks": [asdict(d) for d in done], "failed": failed, "metrics": metrics},
+    )
+    lines = [f"# scsam-lite notebooks, profile {profile}", "", "| notebook | time (s) |", "| --- | --- |"]
+    lines += [f"| {d.name} | {d.seconds:.0f} |" for d in done]
+    if failed:
+        lines.append(f"| {failed} | FAILED |")
+    if metrics:
+        lines += [
+            "",
+            "| run | method | dataset | model | test Dice | IoU |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {m['run']} | {m['method']} | {m['dataset']} | {m['model']} | {m['dice']:.4f} | {m['iou']:.4f} |"
+            for m in metrics
+        ]
+    atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
+
+
+def read_summary(out: str | os.PathLike) -> dict[str, Any]:
+    return json.loads((Path(out) / "summary.json").read_text())

@@ -1,0 +1,74 @@
+"""``scsam-lite notebooks``: executes notebooks in order with the profile, writes a summary, names a failing cell."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from scsam_lite.cli import main
+from scsam_lite.errors import ConfigError, NotebookError
+from scsam_lite.runall import notebooks_dir, read_summary, run_notebooks
+
+
+def _notebook(path, *cells):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('import os\nPROFILE = os.environ.get("SCSAM_PROFILE", "x")\nSEED = 0')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params] + [nbformat.v4.new_code_cell(c) for c in cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_runs_in_order_with_the_profile_and_writes_a_summary(tmp_path):
+    src = tmp_path / "nbs"
+    src.mkdir()
+    _notebook(src / "02_second.ipynb", "open('order.txt', 'a').write('2')")
+    _notebook(
+        src / "01_first.ipynb",
+        "open('order.txt', 'a').write('1')",
+        "import os\nassert PROFILE == 'classroom' and os.environ['SCSAM_WIDGETS'] == 'static'\n"
+        "open(os.environ['SCSAM_RUNS_DIR'] + '/seen.txt', 'w').write(PROFILE)",
+    )
+    out = tmp_path / "out"
+    done = run_notebooks("classroom", out=out, notebooks=src, verbose=False)
+    assert [d.name for d in done] == ["01_first.ipynb", "02_second.ipynb"]
+    assert (src / "order.txt").read_text() == "12"  # in order, run inside the notebooks' folder
+    assert (out / "runs" / "seen.txt").read_text() == "classroom"
+    assert read_summary(out)["failed"] is None and (out / "02_second.ipynb").is_file()
+    assert "01_first.ipynb" in (out / "summary.md").read_text()
+
+
+def test_a_failure_names_the_notebook_and_the_cell(tmp_path):
+    src = tmp_path / "nbs"
+    src.mkdir()
+    _notebook(src / "01_ok.ipynb", "x = 1")
+    _notebook(src / "02_bad.ipynb", "y = 2", "raise ValueError('the data root is wrong')")
+    with pytest.raises(NotebookError) as exc:
+        run_notebooks("quick", out=tmp_path / "out", notebooks=src, verbose=False)
+    msg = str(exc.value)
+    assert "02_bad.ipynb" in msg and "ValueError" in msg and "the data root is wrong" in msg
+    assert "raise ValueError" in msg and "executed copy" in exc.value.fix
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["failed"] == "02_bad.ipynb" and [n["name"] for n in summary["notebooks"]] == [
+        "01_ok.ipynb"
+    ]
+
+
+def test_only_and_missing_folders(tmp_path, capsys):
+    src = tmp_path / "nbs"
+    src.mkdir()
+    _notebook(src / "01_a.ipynb", "pass")
+    _notebook(src / "02_b.ipynb", "pass")
+    done = run_notebooks(out=tmp_path / "o", notebooks=src, only=["02"], verbose=False)
+    assert [d.name for d in done] == ["02_b.ipynb"]
+    with pytest.raises(ConfigError, match="no course notebooks"):
+        notebooks_dir(tmp_path / "empty")
+    assert main(["notebooks", "--notebooks", str(src), "--only", "09", "--out", str(tmp_path / "o2")]) == 2
+    assert "matches no notebook" in capsys.readouterr().err
+
+
+def test_the_repository_notebooks_are_found():
+    names = [p.name for p in sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))]
+    assert names[:3] == ["01_data.ipynb", "02_unet_ssl.ipynb", "03_peft_sam.ipynb"]
