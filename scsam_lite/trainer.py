@@ -299,6 +299,13 @@ def _prober(method: Method, data: SegData, split: LabelSplit, run: RunDir, cfg: 
     return probe
 
 
+def run_dir_for(cfg: C.Config, root: str | Path | None = None) -> Path:
+    """The run directory of ``cfg`` named by its config hash: the same experiment always lands in the same folder,
+    so ``train(cfg, run_dir_for(cfg), resume=True)`` reuses a finished run instead of training it again."""
+    cfg = C.resolved(cfg)
+    return (Path(root) if root else runs_dir()) / f"{cfg.data.dataset}-{cfg.train.method}-{C.config_hash(cfg)}"
+
+
 def default_run_dir(dataset: str, method: str) -> Path:
     """A new run directory under ``runs/`` (or ``$SCSAM_RUNS_DIR``), named by dataset, method and time."""
     return runs_dir() / f"{dataset}-{method}-{time.strftime('%Y%m%d-%H%M%S')}"
