@@ -291,3 +291,68 @@ def draw_box(ax: Axes, box: Any, *, color: str = BOX_COLOR) -> None:
 def outline(ax: Axes, mask: Any, color: str = PRED_COLOR, style: str = "solid") -> None:
     """The outline of a binary mask (nothing for an empty or full one): two models' masks on one image."""
     _outline(ax, _to_numpy(mask).astype(bool), color, style)
+
+
+def plot_run(run_dir: Any, terms: Sequence[str] = ()) -> Figure:
+    """One run's ``history.jsonl``: validation Dice of every evaluated model (left) and, if asked, logged training
+    terms such as ``w_sam_pseudo`` or ``pseudo_agreement`` (right; the values of each validation step)."""
+    import json
+    from pathlib import Path
+
+    path = Path(run_dir) / "history.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
+    fig, axes = plt.subplots(1, 2 if terms else 1, figsize=(10.5 if terms else 6, 3.4), squeeze=False)
+    left = axes[0][0]
+    models = list(dict.fromkeys(m for r in rows for m in r.get("val_dice", {})))
+    for model in models:
+        points = [(r["step"], r["val_dice"][model]) for r in rows if model in r.get("val_dice", {})]
+        left.plot(*zip(*points, strict=True), marker="o", markersize=3, label=model)
+    left.set_ylim(0, 1)
+    left.set_ylabel("validation Dice")
+    for term in terms:
+        points = [(r["step"], r[term]) for r in rows if term in r]
+        if points:
+            axes[0][1].plot(*zip(*points, strict=True), marker="o", markersize=3, label=term)
+    for ax in axes[0]:
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3)
+        ax.spines[["top", "right"]].set_visible(False)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    fig.suptitle(Path(run_dir).name, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def mask_grid(
+    images: Sequence[Any],
+    masks: Sequence[Any],
+    points: Any = None,
+    *,
+    boxes: Any = None,
+    titles: Sequence[str] | None = None,
+    suptitle: str | None = None,
+    color: str = PRED_COLOR,
+    size: float = 2.6,
+) -> Figure:
+    """Hard masks as a translucent fill over their images, with the prompts sampled from them on top.
+
+    A fill rather than an outline, so that a noisy mask (an untrained model's) still reads as a mask. ``points`` is
+    a :class:`~scsam_lite.prompts.Points` batch with one entry per image, ``boxes`` ``(B, 4)``; either may be None.
+    """
+    n = len(images)
+    fig, axes = plt.subplots(1, n, figsize=(size * n, size + 0.4), squeeze=False)
+    for i, ax in enumerate(axes[0]):
+        show_image(ax, images[i], None if titles is None else titles[i])
+        m = _to_numpy(masks[i]).astype(bool)
+        rgba = np.zeros((*m.shape, 4))
+        rgba[m] = to_rgba(color, 0.45)
+        ax.imshow(rgba, interpolation="nearest")
+        if points is not None:
+            draw_points(ax, points, item=i)
+        if boxes is not None:
+            draw_box(ax, boxes[i])
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
