@@ -356,3 +356,109 @@ def mask_grid(
         fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
+
+
+#: The test metrics of a sweep table: axis label, and whether higher is better.
+ABLATION_METRICS = {
+    "dice": ("Dice", True),
+    "iou": ("IoU", True),
+    "hd95": ("HD95 (px or mm)", False),
+    "asd": ("ASD (px or mm)", False),
+}
+_SWEEP_COLUMNS = ("grid", "variant", "order", "seed", "model")
+
+
+def ablation_summary(table: Any, metric: str = "dice", model: str = "sam") -> Any:
+    """One grid's ``metric`` for one evaluated ``model``: mean, sd over seeds and seed count per variant, in grid order.
+
+    ``table`` is what :func:`~scsam_lite.sweeps.sweep_table` returns (one grid). The standard deviation is NaN for
+    a variant with a single seed: one run says nothing about the spread.
+    """
+    from .errors import ConfigError
+    from .registry import unknown_name
+
+    missing = [c for c in (*_SWEEP_COLUMNS, metric) if c not in getattr(table, "columns", ())]
+    if metric not in ABLATION_METRICS:
+        raise unknown_name("metric", metric, list(ABLATION_METRICS))
+    if missing:
+        raise ConfigError(
+            f"the table lacks the columns {', '.join(missing)}",
+            "pass the table of scsam_lite.sweeps.sweep_table(grid, ...)",
+        )
+    if table.empty:
+        raise ConfigError(
+            "the sweep table is empty: none of its runs has finished",
+            "run sweep(grid, ...) first, then sweep_table(grid, ...) with the same arguments",
+        )
+    grids = list(dict.fromkeys(table["grid"]))
+    if len(grids) > 1:
+        raise ConfigError(
+            f"the table mixes the grids {', '.join(map(str, grids))}",
+            "plot one grid at a time, e.g. table[table['grid'] == 'rampup']",
+        )
+    models = list(dict.fromkeys(table["model"]))
+    if model not in models:
+        raise unknown_name("evaluated model", model, models)
+    rows = table[table["model"] == model]
+    summary = rows.groupby(["order", "variant"], sort=True)[metric].agg(["mean", "std", "count"])
+    return summary.reset_index(level="order", drop=True).rename(columns={"std": "sd", "count": "seeds"})
+
+
+def plot_ablation(table: Any, metric: str = "dice", model: str = "sam", ax: Axes | None = None) -> Figure:
+    """One ablation as seaborn points: the mean test ``metric`` of ``model`` per variant, in the grid's order.
+
+    With several seeds the error bars are one standard deviation over seeds and every seed is drawn as a small
+    dot, so the spread is visible; with one seed there are no bars (one run has no spread to show).
+    """
+    import seaborn as sns
+
+    from .sweeps import GRIDS
+
+    summary = ablation_summary(table, metric, model)
+    rows = table[table["model"] == model]
+    order = list(summary.index)
+    several = int(summary["seeds"].max()) > 1
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * len(order) + 2), 3.4))
+    else:
+        fig = ax.figure
+    # no line between the points: the variants are categories (a prompt count, a backbone), not a continuum
+    sns.pointplot(
+        data=rows,
+        x="variant",
+        y=metric,
+        order=order,
+        ax=ax,
+        errorbar="sd" if several else None,
+        color=PRED_COLOR if model == "sam" else "#4c72b0",
+        capsize=0.15 if several else 0,
+        linestyle="none",
+        err_kws={"linewidth": 1.5},
+        markersize=8,
+    )
+    if several:
+        sns.stripplot(
+            data=rows,
+            x="variant",
+            y=metric,
+            order=order,
+            ax=ax,
+            color="0.25",
+            size=3.5,
+            jitter=0.12,
+            zorder=5,
+        )
+    grid = str(rows["grid"].iloc[0])
+    label, higher = ABLATION_METRICS[metric]
+    ax.set_xlabel(GRIDS.get(grid).axis if grid in GRIDS else "variant")
+    ax.set_ylabel(f"test {label} of {model} ({'higher' if higher else 'lower'} is better)", fontsize=9)
+    if higher:
+        ax.set_ylim(0, 1)
+    seeds = int(summary["seeds"].max())
+    ax.set_title(f"{grid}: {seeds} seed{'s' if seeds > 1 else ''} per variant", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+    if len(order) > 4:
+        ax.tick_params(axis="x", labelrotation=20)
+    fig.tight_layout()
+    return fig
