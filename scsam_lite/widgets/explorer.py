@@ -101,8 +101,12 @@ class Explorer:
             display(Image(data=viz.figure_png(fig, self.dpi)))
 
     def layout(self) -> W.Widget:
-        """Controls in a row above the picture."""
-        return W.VBox([W.HBox(list(self.controls.values())), self.output])
+        """Controls above the picture, wrapping onto more rows when they don't fit (a squeezed slider is unusable)."""
+        for control in self.controls.values():
+            if isinstance(control, W.IntSlider | W.FloatSlider):
+                control.layout.min_width = control.layout.min_width or "320px"
+        row = W.HBox(list(self.controls.values()), layout=W.Layout(flex_flow="row wrap"))
+        return W.VBox([row, self.output])
 
     def static_image(self) -> Image:
         """The current state as a PNG image (what headless runs keep)."""
