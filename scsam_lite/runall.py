@@ -94,7 +94,6 @@ def run_notebooks(
         "SCSAM_SEED": str(seed),
         "SCSAM_RUNS_DIR": str(runs),
         "SCSAM_WIDGETS": "static",
-        "MPLBACKEND": "Agg",
         "SCSAM_PROGRESS": "lines",
     }
     if data_root:

@@ -217,7 +217,7 @@ def train(
             if step % cfg.train.val_every == 0 or step == total:
                 val = validate(method, data, "val", cfg.train.eval_batch_size)
                 score = val[method.selection_model]
-                if score > best_val:
+                if score >= best_val:  # ties go to the later, longer-trained checkpoint
                     best_val, best_step = score, step
                     save_checkpoint(run.best_path, {"method": method.state_dict(), "step": step, "val": val})
                 now = elapsed + time.perf_counter() - t_loop
@@ -303,7 +303,9 @@ def run_dir_for(cfg: C.Config, root: str | Path | None = None) -> Path:
     """The run directory of ``cfg`` named by its config hash: the same experiment always lands in the same folder,
     so ``train(cfg, run_dir_for(cfg), resume=True)`` reuses a finished run instead of training it again."""
     cfg = C.resolved(cfg)
-    return (Path(root) if root else runs_dir()) / f"{cfg.data.dataset}-{cfg.train.method}-{C.config_hash(cfg)}"
+    return (
+        Path(root) if root else runs_dir()
+    ) / f"{cfg.data.dataset}-{cfg.train.method}-{C.config_hash(cfg)}"
 
 
 def default_run_dir(dataset: str, method: str) -> Path:

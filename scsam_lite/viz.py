@@ -455,10 +455,22 @@ def plot_ablation(table: Any, metric: str = "dice", model: str = "sam", ax: Axes
     if higher:
         ax.set_ylim(0, 1)
     seeds = int(summary["seeds"].max())
-    ax.set_title(f"{grid}: {seeds} seed{'s' if seeds > 1 else ''} per variant", fontsize=10)
+    ax.set_title(f"{model} on {grid}: {seeds} seed{'s' if seeds > 1 else ''} per variant", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     ax.spines[["top", "right"]].set_visible(False)
     if len(order) > 4:
         ax.tick_params(axis="x", labelrotation=20)
     fig.tight_layout()
     return fig
+
+
+def show_png(fig: Figure, dpi: int = 90) -> None:
+    """Display ``fig`` as a PNG and release it from pyplot, so a loop can show one figure per item.
+
+    Unlike relying on the notebook backend, the picture is kept in every run, including headless ones with
+    ``MPLBACKEND=Agg`` (where Jupyter shows no figures of its own); closing it avoids a second, inline copy.
+    """
+    from IPython.display import Image, display
+
+    display(Image(data=figure_png(fig, dpi)))
+    close(fig)

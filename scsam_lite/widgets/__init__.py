@@ -6,6 +6,7 @@ returns a matplotlib figure, and ``show()``, which in headless runs also leaves 
 
 from __future__ import annotations
 
+from .ablations import AblationExplorer
 from .cotraining import PseudoLabelExplorer, RampUpExplorer, probe_timeline
 from .dataset_browser import DatasetBrowser
 from .explorer import Explorer, widget_mode
@@ -13,6 +14,7 @@ from .prompt_explorer import PromptExplorer, prompt_gallery, zero_shot_scores, z
 from .pseudo_labels import UNetPseudoLabelExplorer, pseudo_label
 
 __all__ = [
+    "AblationExplorer",
     "DatasetBrowser",
     "Explorer",
     "PromptExplorer",
