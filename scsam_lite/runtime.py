@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .errors import DeviceError
+from .hosted import gpu_hint
 from .paths import on_colab, on_kaggle
 
 
@@ -166,4 +167,6 @@ def setup(
     )
     if verbose:
         print(rt.describe(), file=sys.stdout, flush=True)
+        if dev.type == "cpu" and rt.platform in ("colab", "kaggle"):
+            print(gpu_hint(rt.platform), file=sys.stdout, flush=True)
     return rt

@@ -130,6 +130,12 @@ class PlannedRun:
     run_dir: Path
 
 
+def _slug(label: str) -> str:
+    """A folder-name form of a variant label: ``"T = 1/2, no 5"`` -> ``"T-1of2-no-5"``, ``"5+5"`` -> ``"5-plus-5"``."""
+    text = label.replace("/", "of").replace("+", " plus ").replace("%", "pct")
+    return "-".join("".join(c if c.isalnum() else " " for c in text).split()) or "variant"
+
+
 def plan(
     grid: str,
     preset: str = "quick",
@@ -153,7 +159,7 @@ def plan(
             C.set_value(cfg, "train.seed", seed)
             C.validate(cfg)
             h = C.config_hash(cfg)
-            slug = "".join(c if c.isalnum() else "-" for c in variant.label).strip("-")
+            slug = _slug(variant.label)
             runs.append(PlannedRun(grid, variant.label, seed, cfg, h, out / f"{grid}-{slug}-s{seed}-{h}"))
     hashes = [r.config_hash for r in runs]
     if len(set(hashes)) != len(hashes):

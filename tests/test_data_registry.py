@@ -55,3 +55,22 @@ def test_real_datasets_need_a_root(name, monkeypatch, tmp_path):
     with pytest.raises(DataError, match="needs a data root") as err:
         load_dataset(name, cache_dir=tmp_path)
     assert f"scsam-lite download {name} --root DIR" in err.value.fix
+
+
+def test_segdata_from_arrays_builds_a_dataset_and_rejects_mismatches():
+    import numpy as np
+
+    from scsam_lite.data import SegData
+    from scsam_lite.errors import DataError
+
+    images = np.zeros((3, 8, 8), np.uint8)
+    masks = np.zeros((3, 8, 8), np.uint8)
+    masks[0, 2:4, 2:4] = 255
+    data = SegData.from_arrays(images, masks)
+    assert data.images.shape == (3, 8, 8, 1) and data.resolution == 8 and data.channels == 1
+    assert set(np.unique(data.masks)) == {0, 1} and data.masks.sum() == 4
+    assert list(data.splits["train"]) == [0, 1, 2] and len(data.ids) == 3 and data.cases == data.ids
+    with pytest.raises(DataError, match="do not match"):
+        SegData.from_arrays(images, masks[:, :4])
+    with pytest.raises(DataError, match="float32"):
+        SegData.from_arrays(images.astype(np.float32), masks)

@@ -181,3 +181,56 @@ def test_cells_fit_on_a_screen(nb_path):
             assert cell.source.count("\n") < 25, (
                 f"cell {i} is longer than a screen: move logic into the library"
             )
+
+
+def _assigned(cell) -> list[str]:
+    tree = ast.parse(cell.source)
+    nodes = [n for n in tree.body if isinstance(n, ast.Assign | ast.AnnAssign)]
+    return [ast.unparse(n.targets[0] if isinstance(n, ast.Assign) else n.target) for n in nodes]
+
+
+def _hosted_call(stmt: ast.stmt, target: str, func: str, args: list[str]) -> bool:
+    """``target = scsam_lite.hosted.func(*args)``."""
+    return (
+        isinstance(stmt, ast.Assign)
+        and ast.unparse(stmt.targets[0]) == target
+        and isinstance(stmt.value, ast.Call)
+        and ast.unparse(stmt.value.func) == f"scsam_lite.hosted.{func}"
+        and [ast.unparse(a) for a in stmt.value.args] == args
+    )
+
+
+def test_runs_and_profile_go_through_hosted_right_after_setup(nb_path):
+    """On Colab/Kaggle the profile falls back without a GPU and runs go where a disconnect loses nothing."""
+    nb = load(nb_path)
+    params = parameters_cells(nb)[0]
+    if "RUNS" not in _assigned(params):
+        pytest.skip("trains nothing: no run folders")
+    assert "DRIVE" in _assigned(params) and "SCSAM_DRIVE" in params.source
+    cell = [c for c in nb.cells[nb.cells.index(params) + 1 :] if c.cell_type == "code"][0]
+    body = ast.parse(cell.source).body
+    setup_at = next(i for i, s in enumerate(body) if "scsam_lite.setup(" in ast.unparse(s))
+    profile_at = [
+        i for i, s in enumerate(body) if _hosted_call(s, "PROFILE", "profile_for", ["PROFILE", "rt"])
+    ]
+    runs_at = [
+        i for i, s in enumerate(body) if _hosted_call(s, "RUNS", "persistent_runs_dir", ["RUNS", "DRIVE"])
+    ]
+    assert len(profile_at) == 1 and len(runs_at) == 1, (
+        "call profile_for and persistent_runs_dir once after setup"
+    )
+    assert setup_at < profile_at[0] and setup_at < runs_at[0]
+    for i, stmt in enumerate(body[: max(profile_at[0], runs_at[0])]):
+        names = {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name)}
+        if i not in (profile_at[0], runs_at[0]):
+            assert not names & {"PROFILE", "RUNS"}, f"{ast.unparse(stmt)!r} uses PROFILE/RUNS before hosted"
+
+
+def test_papermill_parses_every_parameter(nb_path, caplog):
+    """papermill's ``-p NAME value`` needs it to read each line of the parameters cell (no ``==`` in a line)."""
+    import papermill
+
+    caplog.set_level("WARNING", logger="papermill")
+    found = papermill.inspect_notebook(nb_path)
+    assert list(found) == _assigned(parameters_cells(load(nb_path))[0])
+    assert not [r.getMessage() for r in caplog.records if r.name.startswith("papermill")]

@@ -55,9 +55,26 @@ def _readme_block(section: str) -> list[str]:
 def test_readme_quick_start_has_two_commands_and_ci_runs_them():
     quick = _readme_block("Quick start")
     assert len(quick) == 2, quick
-    assert quick[0].startswith("scsam-lite ")
+    assert quick[0].startswith("scsam-lite notebooks "), "the main job is the whole course (issue 6)"
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     ci_commands = [c.strip() for c in ci if c.strip() and not c.strip().startswith("#")]
     assert quick[1] in ci_commands, "CI must run the README's test command"
     install = _readme_block("Install")
     assert any(cmd in ci_commands for cmd in install), "CI must install the way the README says"
+
+
+def test_readme_opens_every_notebook_on_colab_and_kaggle():
+    import scsam_lite
+
+    readme = (ROOT / "README.md").read_text()
+    owner_repo = scsam_lite.REPO_URL.removeprefix("https://github.com/")
+    notebooks = sorted((ROOT / "notebooks").glob("0*.ipynb"))
+    assert len(notebooks) == 5
+    for nb in notebooks:
+        assert (
+            f"https://colab.research.google.com/github/{owner_repo}/blob/main/notebooks/{nb.name}" in readme
+        )
+        assert (
+            f"https://kaggle.com/kernels/welcome?src={scsam_lite.REPO_URL}/blob/main/notebooks/{nb.name}"
+            in readme
+        )

@@ -53,3 +53,15 @@ def test_sweep_cli_lists_and_dry_runs(tmp_path, capsys):
     assert main(["sweep", "prompts", "--seeds", "a,b"]) == 2
     assert main(["sweep", "rampupp"]) == 2
     assert "did you mean 'rampup'" in capsys.readouterr().err
+
+
+def test_run_folder_names_are_readable_and_distinct():
+    import re
+
+    from scsam_lite.sweeps import GRIDS, _slug
+
+    assert _slug("T = 1/2, no 5") == "T-1of2-no-5" and _slug("5+5") == "5-plus-5"
+    for name in GRIDS.names():
+        slugs = [_slug(v.label) for v in GRIDS.get(name).variants]
+        assert len(set(slugs)) == len(slugs), (name, slugs)
+        assert all(re.fullmatch(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*", s) for s in slugs), slugs

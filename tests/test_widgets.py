@@ -42,16 +42,8 @@ def tiny_data(n: int = 10, res: int = 24) -> SegData:
         images[i] = 20 + 20 * i
         images[i, :, : res // 2, 0] = 200
         masks[i, 2 + i : 10 + i, 4:12] = 1
-    return SegData(
-        name="tiny",
-        images=images,
-        masks=masks,
-        ids=[f"img{i:02d}" for i in range(n)],
-        cases=[f"img{i:02d}" for i in range(n)],
-        splits={"train": np.arange(0, 7), "val": np.arange(7, 9), "test": np.arange(9, 10)},
-        spacing=np.full((n, 2), np.nan),
-        resolution=res,
-    )
+    splits = {"train": np.arange(0, 7), "val": np.arange(7, 9), "test": np.arange(9, 10)}
+    return SegData.from_arrays(images, masks, splits, name="tiny", ids=[f"img{i:02d}" for i in range(n)])
 
 
 VIEWS = {

@@ -47,16 +47,7 @@ def tiny_data(n: int = 4) -> SegData:
     for i in range(n):
         images[i] = 40 + 40 * i
         masks[i, 4:12, 4:12] = 1  # an 8x8 square
-    return SegData(
-        name="tiny",
-        images=images,
-        masks=masks,
-        ids=[f"img{i:02d}" for i in range(n)],
-        cases=[f"img{i:02d}" for i in range(n)],
-        splits={"train": np.arange(n)},
-        spacing=np.full((n, 2), np.nan),
-        resolution=RES,
-    )
+    return SegData.from_arrays(images, masks, name="tiny", ids=[f"img{i:02d}" for i in range(n)])
 
 
 def fake_run(path, method: str = "sc-sam", probes: bool = True, **overrides):

@@ -41,16 +41,8 @@ def rect_data(n: int = 5, res: int = RES, empty: tuple[int, ...] = (4,)) -> SegD
         if i not in empty:
             masks[i, 3 + i : 10 + i, 14:28] = 1  # rows 3+i..9+i, columns 14..27
             images[i][masks[i] == 1] += 150
-    return SegData(
-        name="rects",
-        images=images,
-        masks=masks,
-        ids=[f"rect{i}" for i in range(n)],
-        cases=[f"rect{i}" for i in range(n)],
-        splits={"train": np.arange(0, 2), "val": np.arange(2, 3), "test": np.arange(2, n)},
-        spacing=np.full((n, 2), np.nan),
-        resolution=res,
-    )
+    splits = {"train": np.arange(0, 2), "val": np.arange(2, 3), "test": np.arange(2, n)}
+    return SegData.from_arrays(images, masks, splits, name="rects", ids=[f"rect{i}" for i in range(n)])
 
 
 class Oracle(nn.Module):

@@ -29,16 +29,8 @@ def tiny_data(n: int = 6, res: int = 16) -> SegData:
     for i in range(n):
         images[i] = 30 + 30 * i
         masks[i, 2 + i : 8 + i, 3:9] = 1
-    return SegData(
-        name="tiny",
-        images=images,
-        masks=masks,
-        ids=[f"img{i:02d}" for i in range(n)],
-        cases=[f"img{i:02d}" for i in range(n)],
-        splits={"train": np.arange(0, 4), "val": np.arange(4, 5), "test": np.arange(5, 6)},
-        spacing=np.full((n, 2), np.nan),
-        resolution=res,
-    )
+    splits = {"train": np.arange(0, 4), "val": np.arange(4, 5), "test": np.arange(5, 6)}
+    return SegData.from_arrays(images, masks, splits, name="tiny", ids=[f"img{i:02d}" for i in range(n)])
 
 
 class FakeMethod:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import DataError
+
 
 @dataclass
 class SegData:
@@ -40,6 +42,48 @@ class SegData:
     resolution: int
     slice_spacing: dict[str, float] = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        images: np.ndarray,
+        masks: np.ndarray,
+        splits: dict[str, np.ndarray] | None = None,
+        *,
+        name: str = "arrays",
+        ids: list[str] | None = None,
+    ) -> SegData:
+        """Your own images as a dataset: square ``(N, H, H, C)`` (or ``(N, H, H)``) uint8 images, ``(N, H, H)`` masks.
+
+        For trying the widgets and methods on a handful of your own pictures, and for tests. Masks may be 0/1 or
+        0/255; ``splits`` defaults to everything in ``train``. Pixel spacing is unknown (distances in pixels).
+        """
+        images = np.asarray(images)
+        if images.ndim == 3:
+            images = images[..., None]
+        masks = np.asarray(masks)
+        n = images.shape[0]
+        if images.ndim != 4 or images.shape[1] != images.shape[2] or masks.shape != images.shape[:3]:
+            raise DataError(
+                f"images {images.shape} and masks {masks.shape} do not match",
+                "pass square images (N, H, H, C) or (N, H, H) and masks (N, H, H) of the same size",
+            )
+        if images.dtype != np.uint8:
+            raise DataError(
+                f"images are {images.dtype}, not uint8", "scale them to 0-255 and use .astype(np.uint8)"
+            )
+        names = ids if ids is not None else [f"{name}{i:04d}" for i in range(n)]
+        splits = splits if splits is not None else {"train": np.arange(n)}
+        return cls(
+            name=name,
+            images=images,
+            masks=(masks > 0).astype(np.uint8),
+            ids=list(names),
+            cases=list(names),
+            splits={k: np.asarray(v, dtype=np.int64) for k, v in splits.items()},
+            spacing=np.full((n, 2), np.nan),
+            resolution=int(images.shape[1]),
+        )
 
     @property
     def channels(self) -> int:

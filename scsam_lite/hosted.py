@@ -1,0 +1,150 @@
+"""Colab and Kaggle: what a notebook does differently there.
+
+One place for platform behaviour, so every notebook gets the same help:
+
+- no GPU: :func:`gpu_hint` says in one line how to turn one on, and :func:`profile_for` falls back to the quick
+  profile instead of starting a GPU-sized run that would take hours on the CPU;
+- a Colab runtime that disconnects loses ``/content``: :func:`persistent_runs_dir` puts run folders (and their
+  ``last.pt``, from which ``train(..., resume=True)`` resumes) on Google Drive when asked to;
+- Kaggle keeps only ``/kaggle/working`` as the notebook's output: run folders go there.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .config import PRESETS
+from .errors import ConfigError, ScsamError
+from .paths import on_colab, on_kaggle
+from .registry import unknown_name
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+#: Kaggle's writable folder, kept as the notebook's output after *Save & Run All*.
+KAGGLE_WORKING = Path("/kaggle/working")
+#: Where Colab mounts Google Drive; the user's files are in ``<DRIVE_MOUNT>/MyDrive``.
+DRIVE_MOUNT = Path("/content/drive")
+
+_GPU_HINTS = {
+    "colab": "no GPU in this Colab runtime: Runtime > Change runtime type > T4 GPU, then run the notebook again",
+    "kaggle": (
+        "no GPU in this Kaggle session: Settings > Accelerator > GPU T4 x2 "
+        "(GPUs and internet need a phone-verified Kaggle account)"
+    ),
+    "local": "no CUDA GPU found: runs go to the CPU",
+}
+
+
+def _platform() -> str:
+    # the same order as runtime.detect_platform (not imported: runtime imports this module)
+    return "colab" if on_colab() else "kaggle" if on_kaggle() else "local"
+
+
+def gpu_hint(platform: str) -> str:
+    """One line on how to get a GPU on ``platform`` (``"colab"``, ``"kaggle"`` or ``"local"``)."""
+    if platform not in _GPU_HINTS:
+        raise unknown_name("platform", platform, list(_GPU_HINTS))
+    return _GPU_HINTS[platform]
+
+
+def profile_for(profile: str, rt: Runtime) -> str:
+    """The profile to run: ``profile`` on a GPU, ``"quick"`` on the CPU.
+
+    ``classroom`` and ``paper`` are sized for a GPU and would take hours on a CPU, so without one the notebook
+    says how to enable it and continues with ``quick``. ``SCSAM_ALLOW_CPU=1`` keeps the asked profile anyway.
+    """
+    if profile not in PRESETS:
+        raise unknown_name("preset", profile, sorted(PRESETS))
+    if profile == "quick" or rt.device.type != "cpu":
+        return profile
+    if os.environ.get("SCSAM_ALLOW_CPU", "").strip().lower() in ("1", "true", "yes"):
+        print(
+            f"SCSAM_ALLOW_CPU is set: keeping the {profile!r} profile on the CPU; expect it to be very slow"
+        )
+        return profile
+    # on Colab / Kaggle setup() has just printed how to turn a GPU on; say it here only for a local machine
+    hint = f"{gpu_hint(rt.platform)}; " if rt.platform == "local" else ""
+    print(f"{hint}the {profile!r} profile needs a GPU: continuing with the quick profile on the CPU")
+    return "quick"
+
+
+def _drive_folder(drive: str) -> Path:
+    """``drive`` as a path: a folder name below MyDrive, or a full path under the mount point."""
+    path = Path(drive).expanduser()
+    if path.is_absolute():
+        if not path.is_relative_to(DRIVE_MOUNT):
+            raise ConfigError(
+                f"DRIVE={drive!r} is not a Google Drive folder (Drive is mounted at {DRIVE_MOUNT})",
+                f'give a folder name below MyDrive, e.g. DRIVE = "scsam-lite", or a path under {DRIVE_MOUNT}/MyDrive',
+            )
+        return path
+    if path.parts[:1] == ("MyDrive",):
+        path = path.relative_to("MyDrive")
+    return DRIVE_MOUNT / "MyDrive" / path
+
+
+def mount_drive() -> Path:
+    """Mount Google Drive at :data:`DRIVE_MOUNT` unless it already is; return the ``MyDrive`` folder."""
+    my_drive = DRIVE_MOUNT / "MyDrive"
+    if my_drive.is_dir():
+        return my_drive
+    try:
+        from google.colab import drive
+
+        drive.mount(str(DRIVE_MOUNT))
+    except Exception as exc:  # the user declined access, the auth timed out, or not a real Colab
+        raise ScsamError(
+            f"could not mount Google Drive at {DRIVE_MOUNT}: {exc}",
+            "run the cell again and allow access to Google Drive when Colab asks, or set DRIVE = '' to keep "
+            "runs in /content (lost when the runtime disconnects)",
+        ) from None
+    if not my_drive.is_dir():
+        raise ScsamError(
+            f"Google Drive was mounted but {my_drive} is not there",
+            "restart the runtime (Runtime > Restart session) and run the notebook again",
+        )
+    return my_drive
+
+
+def persistent_runs_dir(runs: str, drive: str | None = None) -> str:
+    """Where run folders should live so that a disconnect loses nothing.
+
+    - Colab with ``drive`` (a folder below MyDrive, e.g. ``"scsam-lite"``, or a ``/content/drive/...`` path):
+      Drive is mounted if needed and runs go to ``<drive>/<runs>``; downloaded SAM checkpoints go to
+      ``<drive>/checkpoints`` (``SCSAM_CHECKPOINT_DIR``, unless already set). Re-running a notebook after a
+      disconnect then resumes every run from its ``last.pt``.
+    - Kaggle: a relative ``runs`` goes below ``/kaggle/working``, which Kaggle keeps as the notebook's output.
+    - Anywhere else, or an absolute ``runs``: ``runs`` unchanged.
+    """
+    platform = _platform()
+    if drive and platform != "colab":
+        print(f"DRIVE={drive!r} is ignored: Google Drive folders are for Colab only")
+    if Path(runs).expanduser().is_absolute():
+        if drive and platform == "colab":
+            print(f"DRIVE={drive!r} is ignored: the runs folder {runs} is an absolute path")
+        return runs
+    if platform == "colab":
+        if not drive:
+            print(f"runs go to {runs} in /content, lost if the runtime disconnects; set DRIVE to keep them")
+            return runs
+        folder = _drive_folder(drive)
+        mount_drive()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create the Drive folder {folder}: {exc.strerror}",
+                "pick another DRIVE folder name (one that is not a file and that you can write to)",
+            ) from None
+        os.environ.setdefault("SCSAM_CHECKPOINT_DIR", str(folder / "checkpoints"))
+        out = str(folder / runs)
+        print(f"runs go to Google Drive: {out} (after a disconnect, run the notebook again to resume)")
+        return out
+    if platform == "kaggle":
+        out = str(KAGGLE_WORKING / runs)
+        print(f"runs go to {out} (kept as this notebook's output)")
+        return out
+    return runs
