@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from .config import PRESETS
 from .errors import ConfigError, ScsamError
-from .paths import on_colab, on_kaggle
+from .paths import detect_platform
 from .registry import unknown_name
 
 if TYPE_CHECKING:
@@ -36,11 +36,6 @@ _GPU_HINTS = {
     ),
     "local": "no CUDA GPU found: runs go to the CPU",
 }
-
-
-def _platform() -> str:
-    # the same order as runtime.detect_platform (not imported: runtime imports this module)
-    return "colab" if on_colab() else "kaggle" if on_kaggle() else "local"
 
 
 def gpu_hint(platform: str) -> str:
@@ -119,7 +114,7 @@ def persistent_runs_dir(runs: str, drive: str | None = None) -> str:
     - Kaggle: a relative ``runs`` goes below ``/kaggle/working``, which Kaggle keeps as the notebook's output.
     - Anywhere else, or an absolute ``runs``: ``runs`` unchanged.
     """
-    platform = _platform()
+    platform = detect_platform()
     if drive and platform != "colab":
         print(f"DRIVE={drive!r} is ignored: Google Drive folders are for Colab only")
     if Path(runs).expanduser().is_absolute():

@@ -25,6 +25,15 @@ def on_colab() -> bool:
     return bool(os.environ.get("COLAB_RELEASE_TAG") or os.environ.get("COLAB_GPU"))
 
 
+def detect_platform() -> str:
+    """``"colab"``, ``"kaggle"`` or ``"local"``."""
+    if on_colab():
+        return "colab"
+    if on_kaggle():
+        return "kaggle"
+    return "local"
+
+
 def _home_cache() -> Path:
     if on_kaggle():
         return Path("/kaggle/working/.scsam-cache")

@@ -17,7 +17,7 @@ import torch
 
 from .errors import DeviceError
 from .hosted import gpu_hint
-from .paths import on_colab, on_kaggle
+from .paths import detect_platform
 
 
 @dataclass
@@ -53,15 +53,6 @@ class Runtime:
             f"seed:     {self.seed}{' (deterministic)' if self.deterministic else ''}\n"
             f"versions: {vers}"
         )
-
-
-def detect_platform() -> str:
-    """``"colab"``, ``"kaggle"`` or ``"local"``."""
-    if on_colab():
-        return "colab"
-    if on_kaggle():
-        return "kaggle"
-    return "local"
 
 
 def pick_device(device: str | torch.device = "auto") -> torch.device:

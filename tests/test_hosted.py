@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from scsam_lite import hosted, paths, runtime, setup
+from scsam_lite import hosted, paths, setup
 from scsam_lite.errors import ConfigError, ScsamError
 from scsam_lite.runtime import Runtime
 
@@ -27,8 +27,7 @@ def _kaggle_by_env_only() -> bool:
 def local_machine(monkeypatch, tmp_path):
     for var in (*PLATFORM_VARS, "SCSAM_ALLOW_CPU", "SCSAM_CHECKPOINT_DIR"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(hosted, "on_kaggle", _kaggle_by_env_only)
-    monkeypatch.setattr(runtime, "on_kaggle", _kaggle_by_env_only)
+    monkeypatch.setattr(paths, "on_kaggle", _kaggle_by_env_only)
     monkeypatch.setattr(hosted, "KAGGLE_WORKING", tmp_path / "kaggle" / "working")
     monkeypatch.setattr(hosted, "DRIVE_MOUNT", tmp_path / "content" / "drive")
 
