@@ -74,7 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--prompts-from",
         metavar="UNET_RUN",
-        help="prompt SAM (peft-sam) with this run's U-Net predictions instead of the ground truth",
+        help="prompt SAM (peft-sam, or sc-sam's SAM alone) with this run's U-Net predictions instead of the "
+        "ground truth (peft-sam) or its own U-Net (sc-sam)",
     )
 
     from .download import help_text
@@ -206,6 +207,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         from .errors import ConfigError
         from .evaluation import unet_prompt_masks
 
+        if not method.accept_prompt_masks():
+            raise ConfigError(
+                f"{args.run_dir} is a {cfg.train.method} run: it has no SAM to prompt",
+                "use --prompts-from with a peft-sam or sc-sam run",
+            )
         unet_method, unet_data, _ = load_run(args.prompts_from, device=args.device)
         if (unet_data.name, unet_data.resolution, unet_data.ids) != (data.name, data.resolution, data.ids):
             raise ConfigError(
@@ -214,7 +220,8 @@ def _evaluate(args: argparse.Namespace) -> int:
                 "give a U-Net run on the same dataset and resolution",
             )
         prompt_masks = unet_prompt_masks(unet_method, data, args.split, cfg.train.eval_batch_size)
-        suffix = "_unet_prompts"
+        # one file per prompt source, so prompts from several U-Nets can be compared side by side
+        suffix = f"_prompts_from_{Path(args.prompts_from).resolve().name}"
     metrics = evaluate(method, data, args.split, cfg.train.eval_batch_size, prompt_masks)
     out = Path(args.run_dir) / f"metrics_{args.split}_{args.checkpoint}{suffix}.json"
     write_json(out, metrics)

@@ -80,6 +80,9 @@ class GeneralistConfig:
     lr: float = 1e-4  # Adam, as the reference
     fast_attention: bool = True  # 4-D scaled_dot_product_attention (exact, incl. relative positions)
     compile: bool = False  # torch.compile the image encoder (GPU; the first steps are slow)
+    # embed every image once with the frozen encoder and train the prompt encoder and decoder on the stored
+    # embeddings (needs peft=none; SAM then sees un-augmented images): SAM on real data on a CPU
+    embedding_cache: bool = False
 
 
 @dataclass
@@ -339,6 +342,12 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"lite_medsam runs at 256 px only (its TinyViT has fixed-size attention biases), not {g.image_size}",
             "leave generalist.image_size unset (or 256)",
+        )
+    if g.embedding_cache and g.peft != "none":
+        raise ConfigError(
+            f"generalist.embedding_cache needs a frozen image encoder, but generalist.peft={g.peft} trains it",
+            "add --set generalist.peft=none (only the prompt encoder and mask decoder train), or turn the "
+            "cache off",
         )
     if p.n_pos < 0 or p.n_neg < 0 or (p.kind != "box" and p.n_pos + p.n_neg == 0):
         raise ConfigError(

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .data import SegData
+from .data.batches import load_images
 from .methods.base import Method
 from .metrics import batch_metrics, dice_scores, summarize, volume_metrics
 
@@ -32,8 +33,7 @@ def predict_probabilities(
     try:
         for start in range(0, len(indices), batch_size):
             idx = indices[start : start + batch_size]
-            images = torch.from_numpy(np.ascontiguousarray(data.images[idx])).to(method.rt.device)
-            images = images.permute(0, 3, 1, 2).float().div_(255)
+            images = load_images(data, idx, method.rt.device)
             source = data.masks[idx] if prompt_masks is None else prompt_masks[start : start + batch_size]
             masks = torch.from_numpy(np.ascontiguousarray(source)).to(method.rt.device).long()
             for name, prob in method.predict(images, masks=masks, index=idx).items():

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from . import config as C
 from .data import LabelSplit, SegData, TwoStreamBatches, load_dataset, make_label_split
+from .data.batches import load_images
 from .errors import TrainingError
 from .evaluation import evaluate, validate
 from .methods import METHODS, Method
@@ -290,8 +291,7 @@ def _prober(method: Method, data: SegData, split: LabelSplit, run: RunDir, cfg: 
     if not hasattr(method, "probe") or k <= 0 or len(split.unlabeled) == 0:
         return lambda step: None
     index = np.sort(split.unlabeled)[:k]
-    images = torch.from_numpy(np.ascontiguousarray(data.images[index])).to(method.rt.device)
-    images = images.permute(0, 3, 1, 2).float().div_(255)
+    images = load_images(data, index, method.rt.device)
 
     def probe(step: int) -> None:
         save_probe(run.path / "probes" / f"step_{step:06d}.npz", method.probe(images, index, step))

@@ -158,7 +158,7 @@ def test_peft_sam_evaluated_with_unet_prompts(tmp_path, capsys):
     unet_cfg = C.build_config("quick", {"train.iterations": 10, "train.val_every": 10}, method="unet")
     train(unet_cfg, tmp_path / "unet", verbose=False)
     assert main(["evaluate", str(tmp_path / "sam"), "--prompts-from", str(tmp_path / "unet")]) == 0
-    with_unet = json.loads((tmp_path / "sam" / "metrics_test_best_unet_prompts.json").read_text())
+    with_unet = json.loads((tmp_path / "sam" / "metrics_test_best_prompts_from_unet.json").read_text())
     with_gt = json.loads((tmp_path / "sam" / "metrics.json").read_text())
     assert set(with_unet) == {"sam"} and with_unet["sam"]["dice"] != with_gt["sam"]["dice"]
     # the U-Net's masks really are the prompt source: prompting with the ground truth as "U-Net" gives metrics.json

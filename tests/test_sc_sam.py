@@ -118,3 +118,31 @@ def test_learned_tokens_are_off_by_default_and_train_when_on():
     before = tokens.out.weight.detach().clone()
     method.train_step(batches.batch(0), 0)
     assert not torch.equal(before, tokens.out.weight)
+
+
+def test_sc_sams_sam_can_be_prompted_by_another_runs_unet(tmp_path, capsys):
+    """Separates how good SC-SAM's SAM is from how good its own U-Net's prompts are."""
+    import json
+
+    from scsam_lite.cli import main
+    from scsam_lite.evaluation import evaluate
+    from scsam_lite.trainer import load_run
+
+    short = {"train.iterations": 10, "train.val_every": 10}
+    train(_cfg(**short), tmp_path / "sc", verbose=False)
+    # a U-Net trained long enough to find polyps, so its prompts differ from the barely trained one inside "sc"
+    unet_cfg = C.build_config("quick", {"train.iterations": 150, "train.val_every": 150}, method="unet")
+    train(unet_cfg, tmp_path / "unet", verbose=False)
+    assert main(["evaluate", str(tmp_path / "sc"), "--prompts-from", str(tmp_path / "unet")]) == 0
+    other = json.loads((tmp_path / "sc" / "metrics_test_best_prompts_from_unet.json").read_text())
+    own = json.loads((tmp_path / "sc" / "metrics.json").read_text())
+    assert set(other) == {"sam"} and other["sam"]["dice"] != own["sam"]["dice"]
+    # the given masks really are the prompt source: the ground truth gives yet another score
+    method, data, _ = load_run(tmp_path / "sc")
+    assert method.accept_prompt_masks()
+    gt = data.masks[data.splits["test"]]
+    assert evaluate(method, data, "test", prompt_masks=gt)["sam"]["dice"] != other["sam"]["dice"]
+    # a run without a SAM says so instead of writing a file of unchanged U-Net scores
+    assert main(["evaluate", str(tmp_path / "unet"), "--prompts-from", str(tmp_path / "unet")]) == 2
+    assert "no SAM to prompt" in capsys.readouterr().err
+    assert not list((tmp_path / "unet").glob("metrics_test_best_prompts_from_*.json"))

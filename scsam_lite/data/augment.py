@@ -74,18 +74,40 @@ def weak_view(
     b = images.shape[0]
     if b == 0:
         return images, masks
-    lin = torch.as_tensor(weak_matrices(b, seed), dtype=images.dtype, device=images.device)
-    theta = torch.cat([lin, torch.zeros(b, 2, 1, dtype=images.dtype, device=images.device)], dim=2)
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    grid = _weak_grid(b, images.shape[1], images.shape[2:], seed, images.dtype, images.device)
     out = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     if masks is None:
         return out, None
     if masks.shape != (b, *images.shape[2:]):
         raise ValueError(f"masks {tuple(masks.shape)} do not match images {tuple(images.shape)}")
+    return out, _warp_masks(masks, grid)
+
+
+def weak_view_masks(masks: torch.Tensor, *, seed: int) -> torch.Tensor:
+    """The geometry of :func:`weak_view` with the same ``seed`` applied to masks ``(B, H, W)`` alone.
+
+    For labels made in the un-augmented frame (e.g. SAM's masks from cached embeddings) that must line up with a
+    batch augmented by ``weak_view(images, seed=seed)``: same batch size and seed, same warp.
+    """
+    if masks.ndim != 3:
+        raise ValueError(f"expected masks (B, H, W), got {tuple(masks.shape)}")
+    if masks.shape[0] == 0:
+        return masks
+    grid = _weak_grid(masks.shape[0], 1, masks.shape[1:], seed, torch.float32, masks.device)
+    return _warp_masks(masks, grid)
+
+
+def _weak_grid(b: int, c: int, size, seed: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    lin = torch.as_tensor(weak_matrices(b, seed), dtype=dtype, device=device)
+    theta = torch.cat([lin, torch.zeros(b, 2, 1, dtype=dtype, device=device)], dim=2)
+    return F.affine_grid(theta, [b, c, *size], align_corners=False)
+
+
+def _warp_masks(masks: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     m = F.grid_sample(
-        masks[:, None].to(images.dtype), grid, mode="nearest", padding_mode="zeros", align_corners=False
+        masks[:, None].to(grid.dtype), grid, mode="nearest", padding_mode="zeros", align_corners=False
     )
-    return out, m[:, 0].round().to(masks.dtype)
+    return m[:, 0].round().to(masks.dtype)
 
 
 def strong_view(images: torch.Tensor, *, seed: int) -> torch.Tensor:

@@ -29,7 +29,9 @@ class Batch:
 
     ``labeled_image`` ``(B, C, H, W)`` float32 in [0, 1], ``labeled_mask`` ``(B, H, W)`` int64,
     ``unlabeled_image`` ``(B2, C, H, W)`` (``B2 = 0`` when there is nothing unlabeled), and the dataset
-    indices of both streams.
+    indices of both streams. ``labeled_aug_seed`` / ``unlabeled_aug_seed``: the seeds of their
+    :func:`~scsam_lite.data.augment.weak_view` (``None``: not augmented), so that labels made on the un-augmented
+    images can be warped into the batch's frame with :func:`~scsam_lite.data.augment.weak_view_masks`.
     """
 
     labeled_image: torch.Tensor
@@ -37,6 +39,28 @@ class Batch:
     unlabeled_image: torch.Tensor
     labeled_index: np.ndarray
     unlabeled_index: np.ndarray
+    labeled_aug_seed: int | None = None
+    unlabeled_aug_seed: int | None = None
+
+
+def load_images(data: SegData, index: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
+    """Items ``index`` of ``data`` as float images ``(B, C, H, W)`` in [0, 1] on ``device``, un-augmented."""
+    index = np.asarray(index, dtype=np.int64)
+    # sort for a sequential read of memory-mapped arrays, then restore the asked order
+    order = np.argsort(index, kind="stable")
+    arr = np.empty((len(index), *data.images.shape[1:]), np.uint8)
+    arr[order] = data.images[index[order]]
+    t = torch.from_numpy(arr).to(device, non_blocking=True)
+    return t.permute(0, 3, 1, 2).float().div_(255).contiguous()
+
+
+def load_masks(data: SegData, index: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
+    """Items ``index`` of ``data`` as int64 masks ``(B, H, W)`` on ``device``, un-augmented."""
+    index = np.asarray(index, dtype=np.int64)
+    order = np.argsort(index, kind="stable")
+    arr = np.empty((len(index), *data.masks.shape[1:]), np.uint8)
+    arr[order] = data.masks[index[order]]
+    return torch.from_numpy(arr).to(device).long()
 
 
 def _seed(*parts: int) -> int:
@@ -110,31 +134,21 @@ class TwoStreamBatches:
         """Steps for one pass over the labeled items."""
         return -(-len(self.split.labeled) // self.n_labeled)
 
-    def _images(self, index: np.ndarray) -> torch.Tensor:
-        # sort for a sequential read of memory-mapped arrays, then restore the sampled order
-        order = np.argsort(index, kind="stable")
-        arr = np.empty((len(index), *self.data.images.shape[1:]), np.uint8)
-        arr[order] = self.data.images[index[order]]
-        t = torch.from_numpy(arr).to(self.device, non_blocking=True)
-        return t.permute(0, 3, 1, 2).float().div_(255).contiguous()
-
-    def _masks(self, index: np.ndarray) -> torch.Tensor:
-        order = np.argsort(index, kind="stable")
-        arr = np.empty((len(index), *self.data.masks.shape[1:]), np.uint8)
-        arr[order] = self.data.masks[index[order]]
-        return torch.from_numpy(arr).to(self.device).long()
-
     def batch(self, step: int) -> Batch:
         """The batch of ``step`` (0, 1, 2, ...): the same step always gives the same tensors."""
         if step < 0:
             raise ConfigError(f"step must be >= 0, got {step}", "count steps from 0")
         li = self._labeled.take(step)
         ui = self._unlabeled.take(step)
-        limg, lmask, uimg = self._images(li), self._masks(li), self._images(ui)
-        if self.augment == "weak":
-            limg, lmask = weak_view(limg, lmask, seed=_seed(self.seed, _AUG_L, step))
-            uimg, _ = weak_view(uimg, None, seed=_seed(self.seed, _AUG_U, step))
-        return Batch(limg, lmask, uimg, li, ui)
+        limg = load_images(self.data, li, self.device)
+        lmask = load_masks(self.data, li, self.device)
+        uimg = load_images(self.data, ui, self.device)
+        if self.augment != "weak":
+            return Batch(limg, lmask, uimg, li, ui)
+        lseed, useed = _seed(self.seed, _AUG_L, step), _seed(self.seed, _AUG_U, step)
+        limg, lmask = weak_view(limg, lmask, seed=lseed)
+        uimg, _ = weak_view(uimg, None, seed=useed)
+        return Batch(limg, lmask, uimg, li, ui, lseed, useed)
 
     def __iter__(self):
         """Endless batches from step 0 (use :meth:`batch` to start elsewhere)."""

@@ -57,6 +57,25 @@ class Generalist(nn.Module):
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(1, 3, 1, 1), persistent=False)
 
+    def train(self, mode: bool = True) -> Generalist:
+        """Train mode, except that frozen batch norms stay in eval mode.
+
+        LiteMedSAM's TinyViT has 27 BatchNorm layers. In train mode a BatchNorm normalises with the statistics of
+        the current batch and overwrites its running statistics, even when its weights are frozen: a "frozen"
+        encoder would then drift away from the pretrained one with every small medical batch, and an adapted
+        model would not equal the pretrained one at step 0. A batch norm whose parameters are all frozen is
+        therefore kept in eval mode (pretrained statistics, never updated), as parameter-efficient fine-tuning
+        intends.
+        """
+        super().train(mode)
+        if mode:
+            for module in self.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
+                    p.requires_grad for p in module.parameters()
+                ):
+                    module.eval()
+        return self
+
     # -- images -------------------------------------------------------------------------------------------------
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """``(B, 1 or 3, H, W)`` in [0, 1] -> SAM's normalised ``(B, 3, S, S)``."""

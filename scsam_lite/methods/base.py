@@ -48,6 +48,11 @@ class Method:
         """
         raise NotImplementedError
 
+    def accept_prompt_masks(self) -> bool:
+        """Switch evaluation to prompting SAM from the ``masks`` given to :meth:`predict` (e.g. another run's U-Net
+        predictions, ``scsam-lite evaluate RUN --prompts-from OTHER``); False if the method has no SAM to prompt."""
+        return False
+
     # -- shared machinery -------------------------------------------------------------------------------------------
     def add_model(
         self, name: str, model: nn.Module, optimizer: torch.optim.Optimizer | None = None

@@ -13,7 +13,9 @@ import torch
 
 from ..config import Config
 from ..data import Batch, SegData
+from ..data.batches import load_masks
 from ..generalist import Generalist, as_two_class, generalist_from_config
+from ..generalist.embedding_cache import embeddings_for_run, segment
 from ..losses import ce_dice_loss
 from ..prompts import prompts_from_masks
 from ..runtime import Runtime
@@ -38,14 +40,24 @@ class PEFTSAM(Method):
         self.sam: Generalist = self.add_model("sam", sam, opt)
         if cfg.generalist.compile:
             self.sam.image_encoder.compile()
+        #: stored image embeddings (``generalist.embedding_cache``), or None: the encoder runs every step
+        self.embeddings = embeddings_for_run(cfg, data, self.sam, rt.device)
+
+    def accept_prompt_masks(self) -> bool:
+        return True  # evaluated from masks anyway: the ground truth, or whatever masks evaluation passes
 
     def train_step(self, batch: Batch, step: int) -> dict[str, float]:
-        points, boxes = prompts_from_masks(
-            batch.labeled_mask, self.cfg.prompts, self.cfg.train.seed * 1_000_003 + step
-        )
+        masks, index = batch.labeled_mask, None
+        if self.embeddings is not None:
+            # the stored embeddings are of the un-augmented images: their masks must be too
+            index = batch.labeled_index
+            masks = load_masks(self.data, index, self.rt.device)
+        points, boxes = prompts_from_masks(masks, self.cfg.prompts, self.cfg.train.seed * 1_000_003 + step)
         with self.autocast():
-            logits = self.sam(self.prepare(batch.labeled_image), points, boxes)
-        loss = ce_dice_loss(as_two_class(logits.float()), batch.labeled_mask)
+            logits = segment(
+                self.sam, self.embeddings, self.prepare(batch.labeled_image), index, points, boxes
+            )
+        loss = ce_dice_loss(as_two_class(logits.float()), masks)
         self.step_optimizer("sam", loss, step)
         self.finish_step()
         return {"loss": loss.item()}
@@ -58,5 +70,5 @@ class PEFTSAM(Method):
             raise ValueError("peft-sam is evaluated with ground-truth prompts: pass masks")
         points, boxes = prompts_from_masks(masks, self.cfg.prompts, eval_seeds(self.cfg, index, len(images)))
         with self.autocast():
-            logits = self.sam(self.prepare(images), points, boxes)
+            logits = segment(self.sam, self.embeddings, self.prepare(images), index, points, boxes)
         return {"sam": logits.float().sigmoid()[:, 0]}

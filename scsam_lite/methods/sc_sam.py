@@ -13,6 +13,11 @@ One co-training step (:meth:`SCSAM.train_step`), as the reference does it:
    pseudo-labels cannot spoil SAM;
 6. pseudo-labels are detached; two optimisers (U-Net: SGD; SAM: Adam) step separately.
 
+With ``generalist.embedding_cache`` (a frozen encoder; SAM on a CPU), SAM works from the stored embeddings of the
+un-augmented images while the U-Net still trains on augmented ones. The step then keeps two frames apart
+(:meth:`SCSAM.sam_frame`): the U-Net also predicts the un-augmented images (no gradient) for SAM's prompts and
+pseudo-labels, and SAM's masks are warped with the batch's own augmentation before the U-Net learns from them.
+
 Evaluation reports three predictions: ``unet`` (the U-Net alone), ``sam`` (SAM prompted by the U-Net's prediction,
 what the reference reports: SAM needs the U-Net at test time; prompts seeded per image) and ``agreement`` (pixels
 both call foreground).
@@ -20,13 +25,18 @@ both call foreground).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
 from .. import pseudo_labels
 from ..config import Config
 from ..data import Batch, SegData
+from ..data.augment import weak_view_masks
+from ..data.batches import load_images, load_masks
 from ..generalist import Generalist, as_two_class, generalist_from_config
+from ..generalist.embedding_cache import embeddings_for_run, segment
 from ..generalist.learned_tokens import LearnedTokens
 from ..losses import ce_dice_loss, entropy_loss
 from ..prompts import Points, prompts_from_masks
@@ -36,9 +46,22 @@ from .peft_sam import eval_seeds
 from .supervised import Supervised
 
 
+class SAMFrame(NamedTuple):
+    """What SAM sees in a step: the images, their dataset indices (for stored embeddings), the labeled images'
+    ground truth and the U-Net's hard prediction, all in one pixel frame."""
+
+    images: torch.Tensor
+    index: np.ndarray | None
+    labeled_mask: torch.Tensor
+    unet_label: torch.Tensor
+
+
 class SCSAM(Supervised):
     needs_unlabeled = True
     selection_model = "sam"
+    #: where SAM's test-time prompts come from: "unet" (its own U-Net, as the paper evaluates) or "masks" (the masks
+    #: given to predict, e.g. another run's U-Net: separates how good SAM is from how good its prompts are)
+    prompt_source: str = "unet"
 
     def __init__(self, cfg: Config, data: SegData, rt: Runtime) -> None:
         super().__init__(cfg, data, rt)  # the U-Net and its SGD optimiser
@@ -49,6 +72,8 @@ class SCSAM(Supervised):
         self.sam: Generalist = self.add_model("sam", sam, opt)
         if cfg.generalist.compile:
             self.sam.image_encoder.compile()
+        #: stored image embeddings (``generalist.embedding_cache``), or None: the encoder runs every step
+        self.embeddings = embeddings_for_run(cfg, data, self.sam, rt.device)
 
     # -- the pieces of a step, public so notebook 04 can unroll one step cell by cell ----------------------------
     def rampup_weight(self, step: int) -> float:
@@ -62,6 +87,19 @@ class SCSAM(Supervised):
         """Prompts (points and/or box, as ``prompts.kind`` says) sampled from hard masks ``(B, H, W)``."""
         return prompts_from_masks(masks, self.cfg.prompts, seed)
 
+    def sam_frame(self, batch: Batch, images: torch.Tensor, unet_label: torch.Tensor) -> SAMFrame:
+        """The batch as SAM sees it: the batch itself, or, with stored embeddings of augmented images, the
+        un-augmented images with their ground truth and the U-Net's (gradient-free) prediction of them."""
+        if self.embeddings is None:
+            return SAMFrame(images, None, batch.labeled_mask, unet_label)
+        index = np.concatenate([batch.labeled_index, batch.unlabeled_index])
+        if batch.labeled_aug_seed is None and batch.unlabeled_aug_seed is None:
+            return SAMFrame(images, index, batch.labeled_mask, unet_label)
+        raw = self.prepare(load_images(self.data, index, self.rt.device))
+        with torch.no_grad(), self.autocast():
+            raw_label = pseudo_labels.from_unet(self.unet(raw))
+        return SAMFrame(raw, index, load_masks(self.data, batch.labeled_index, self.rt.device), raw_label)
+
     def train_step(self, batch: Batch, step: int) -> dict[str, float]:
         n_lab = len(batch.labeled_image)
         images = self.prepare(torch.cat([batch.labeled_image, batch.unlabeled_image]))
@@ -69,19 +107,22 @@ class SCSAM(Supervised):
         with self.autocast():
             unet_logits = self.unet(images)
         unet_label = pseudo_labels.from_unet(unet_logits)
+        frame = self.sam_frame(batch, images, unet_label)
         # 2. prompts from the U-Net's hard prediction (or the ground truth for labeled images, if asked)
-        prompt_source = unet_label
+        prompt_source = frame.unet_label
         if self.cfg.cotrain.labeled_prompts == "gt":
-            prompt_source = torch.cat([batch.labeled_mask, unet_label[n_lab:]])
+            prompt_source = torch.cat([frame.labeled_mask, frame.unet_label[n_lab:]])
         points, boxes = self.prompts_for(prompt_source, self.cfg.train.seed * 1_000_003 + step)
         # 3. SAM from those prompts
         with self.autocast():
-            sam_logits = self.sam(images, points, boxes)
-        sam_label = pseudo_labels.from_sam(sam_logits)
+            sam_logits = segment(self.sam, self.embeddings, frame.images, frame.index, points, boxes)
+        sam_label = pseudo_labels.from_sam(sam_logits)[n_lab:]  # SAM's pseudo-labels of the unlabeled images
+        if frame.images is not images and batch.unlabeled_aug_seed is not None:
+            sam_label = weak_view_masks(sam_label, seed=batch.unlabeled_aug_seed)  # into the U-Net's frame
         # 4. the U-Net learns from the ground truth and from SAM's masks
         unet_logits = unet_logits.float()
         unet_sup = ce_dice_loss(unet_logits[:n_lab], batch.labeled_mask)
-        unet_pseudo = ce_dice_loss(unet_logits[n_lab:], sam_label[n_lab:])
+        unet_pseudo = ce_dice_loss(unet_logits[n_lab:], sam_label)
         unet_loss = unet_sup + self.cfg.cotrain.unet_pseudo_weight * unet_pseudo
         ent = torch.zeros((), device=unet_loss.device)
         if self.cfg.cotrain.entropy:
@@ -90,8 +131,8 @@ class SCSAM(Supervised):
         # 5. SAM learns from the ground truth and, ramped up, from the U-Net's masks
         sam_two = as_two_class(sam_logits.float())
         w = self.rampup_weight(step)
-        sam_sup = ce_dice_loss(sam_two[:n_lab], batch.labeled_mask)
-        sam_pseudo = ce_dice_loss(sam_two[n_lab:], unet_label[n_lab:])
+        sam_sup = ce_dice_loss(sam_two[:n_lab], frame.labeled_mask)
+        sam_pseudo = ce_dice_loss(sam_two[n_lab:], frame.unet_label[n_lab:])
         sam_loss = sam_sup + w * sam_pseudo
         # 6. two optimisers
         self.step_optimizer("unet", unet_loss, step)
@@ -107,20 +148,33 @@ class SCSAM(Supervised):
             "loss_sam_sup": sam_sup.item(),
             "loss_sam_pseudo": sam_pseudo.item(),
             "w_sam_pseudo": w,
-            "pseudo_agreement": pseudo_labels.agreement(unet_label[n_lab:], sam_label[n_lab:]).mean().item(),
+            "pseudo_agreement": pseudo_labels.agreement(unet_label[n_lab:], sam_label).mean().item(),
         }
+
+    def accept_prompt_masks(self) -> bool:
+        self.prompt_source = "masks"
+        return True
 
     @torch.no_grad()
     def predict(
         self, images: torch.Tensor, *, masks: torch.Tensor | None = None, index: np.ndarray | None = None
     ) -> dict[str, torch.Tensor]:
         images = self.prepare(images)
+        if self.prompt_source == "masks":  # SAM alone, prompted from the given masks
+            if masks is None:
+                raise ValueError("prompt_source='masks': pass the masks to prompt SAM from")
+            points, boxes = self.prompts_for(masks, eval_seeds(self.cfg, index, len(images)))
+            with self.autocast():
+                logits = segment(self.sam, self.embeddings, images, index, points, boxes)
+            return {"sam": logits.float().sigmoid()[:, 0]}
         with self.autocast():
             unet_logits = self.unet(images)
         unet_prob = unet_logits.float().softmax(1)[:, 1]
         points, boxes = self.prompts_for((unet_prob > 0.5).long(), eval_seeds(self.cfg, index, len(images)))
         with self.autocast():
-            sam_prob = self.sam(images, points, boxes).float().sigmoid()[:, 0]
+            sam_prob = (
+                segment(self.sam, self.embeddings, images, index, points, boxes).float().sigmoid()[:, 0]
+            )
         both = torch.minimum(unet_prob, sam_prob)  # > 0.5 exactly where both say foreground
         return {"unet": unet_prob, "sam": sam_prob, "agreement": both}
 
@@ -137,7 +191,8 @@ class SCSAM(Supervised):
             label = (unet_prob > 0.5).long()
             points, boxes = self.prompts_for(label, eval_seeds(self.cfg, index, len(images)))
             with self.autocast():
-                sam_prob = self.sam(images, points, boxes).float().sigmoid()[:, 0]
+                logits = segment(self.sam, self.embeddings, images, index, points, boxes)
+                sam_prob = logits.float().sigmoid()[:, 0]
         finally:
             self.train(was_training)
         out = {

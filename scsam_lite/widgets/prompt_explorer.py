@@ -22,6 +22,7 @@ import torch
 from matplotlib.figure import Figure
 
 from .. import viz
+from ..data.batches import load_images
 from ..errors import ConfigError
 from ..metrics import dice_scores
 from ..prompts import STRATEGIES, Points, Seed, boxes_from_masks, sample_points
@@ -72,12 +73,6 @@ def _inference(model: torch.nn.Module) -> Iterator[None]:
 def _device(model: torch.nn.Module) -> torch.device:
     param = next(model.parameters(), None)
     return param.device if param is not None else torch.device("cpu")
-
-
-def _images(data: Any, idx: np.ndarray, device: torch.device) -> torch.Tensor:
-    """``data.images[idx]`` ``(B, H, W, C)`` uint8 -> ``(B, C, H, W)`` float in [0, 1] on ``device``."""
-    x = torch.from_numpy(np.ascontiguousarray(data.images[idx])).to(device)
-    return x.permute(0, 3, 1, 2).float().div_(255)
 
 
 def _masks(data: Any, idx: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -137,7 +132,7 @@ def zero_shot_table(
         for start in range(0, len(idx), batch_size):
             part = idx[start : start + batch_size]
             masks = _masks(data, part, device)
-            emb = generalist.embed(_images(data, part, device))
+            emb = generalist.embed(load_images(data, part, device))
             seeds = [seed + int(i) for i in part]
             for kind in kinds:
                 points, boxes = gt_prompts(masks, kind, n_pos, n_neg, strategy, seeds)
@@ -268,7 +263,9 @@ class PromptExplorer(Explorer):
         """The image embedding of dataset item ``idx``, computed once and cached."""
         if idx not in self.embeddings:
             with _inference(self.generalist):
-                self.embeddings[idx] = self.generalist.embed(_images(self.data, np.array([idx]), self.device))
+                self.embeddings[idx] = self.generalist.embed(
+                    load_images(self.data, np.array([idx]), self.device)
+                )
         return self.embeddings[idx]
 
     def predict(
