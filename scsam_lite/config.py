@@ -106,6 +106,9 @@ class CoTrainConfig:
     rampup_scale: float = 5.0
     # weight of the U-Net's loss on SAM's pseudo-labels (the reference: 1, no ramp-up)
     unet_pseudo_weight: float = 1.0
+    # also ramp that loss up with w(t) (not in the reference, whose pretrained SAM ViT-B gives usable masks from step
+    # 0): a SAM that starts poor, e.g. LiteMedSAM prompted by an untrained U-Net, otherwise teaches the U-Net noise
+    unet_rampup: bool = False
     # the reference's U-Net also minimises the entropy of its unlabeled predictions (weight ssl.entropy_weight)
     entropy: bool = True
     # where labeled images' prompts come from: unet (the reference: the U-Net, for every image) | gt

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+from typing import Any
 
 
 def in_notebook_kernel() -> bool:
@@ -40,3 +42,38 @@ def use_bar() -> bool:
     if in_notebook_kernel():
         return frontend_attached()
     return sys.stderr.isatty()
+
+
+class _Lines:
+    """The plain-lines stand-in for a tqdm bar: the description once, then a line at every tenth of the way."""
+
+    def __init__(self, total: int, desc: str, unit: str) -> None:
+        self.total, self.desc, self.unit, self.n, self._next = total, desc, unit, 0, 1
+        self._start = time.perf_counter()
+        print(f"{desc}: {total} {unit}", flush=True)
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        if self.total and self.n * 10 >= self._next * self.total:
+            self._next = self.n * 10 // self.total + 1
+            took = time.perf_counter() - self._start
+            print(f"  {self.n}/{self.total} {self.unit} ({took:.0f} s)", flush=True)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> _Lines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def progress_bar(total: int, desc: str, unit: str = "it") -> Any:
+    """A tqdm bar where someone watches (:func:`use_bar`), plain progress lines where nobody does: a job of minutes
+    under papermill or in a log file still says how far it has got. Use ``update(n)`` and ``close()``."""
+    if use_bar():
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True)
+    return _Lines(total, desc, unit)

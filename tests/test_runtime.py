@@ -50,3 +50,22 @@ def test_platform_detection(monkeypatch):
     assert detect_platform() == "kaggle"
     monkeypatch.setenv("COLAB_RELEASE_TAG", "release-colab")
     assert detect_platform() == "colab"
+
+
+def test_progress_without_a_watcher_is_a_line_per_tenth(monkeypatch, capsys):
+    from scsam_lite.progress import progress_bar
+
+    monkeypatch.setenv("SCSAM_PROGRESS", "lines")
+    bar = progress_bar(1000, "embedding", unit="img")
+    for _ in range(250):
+        bar.update(4)
+    bar.close()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "embedding: 1000 img"
+    assert [ln.split()[0] for ln in lines[1:]] == [f"{n}/1000" for n in range(100, 1001, 100)]
+    monkeypatch.setenv("SCSAM_PROGRESS", "bar")
+    from tqdm import tqdm
+
+    bar = progress_bar(3, "x")
+    assert isinstance(bar, tqdm)
+    bar.close()

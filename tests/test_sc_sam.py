@@ -67,6 +67,16 @@ def test_rampup_shape_is_configurable():
     assert method.rampup_weight(0) == pytest.approx(0.3679, abs=1e-4)
 
 
+@pytest.mark.parametrize("ramp", [False, True])
+def test_unets_loss_on_sams_masks_has_full_weight_or_the_rampup(ramp):
+    method, batches = _method(_cfg(**{"cotrain.unet_rampup": ramp, "cotrain.rampup_length": 100}))
+    out = method.train_step(batches.batch(0), 0)
+    expected = method.rampup_weight(0) if ramp else 1.0
+    assert out["w_unet_pseudo"] == pytest.approx(expected)
+    total = out["loss_unet_sup"] + expected * out["loss_unet_pseudo"] + 0.9 * out["loss_entropy"]
+    assert out["loss_unet"] == pytest.approx(total, rel=1e-5)
+
+
 @pytest.mark.parametrize("source", ["unet", "gt"])
 def test_labeled_prompts_come_from_the_unet_or_the_ground_truth(source, monkeypatch):
     method, batches = _method(_cfg(**{"cotrain.labeled_prompts": source}))

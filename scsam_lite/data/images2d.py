@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import DataError
+from ..progress import progress_bar
 from .cache import Arrays
 from .discover import few
 from .preprocess import binarize_mask, resize_image, resize_mask
@@ -122,12 +123,11 @@ def decode_pairs(
 
     workers = max(1, min(8, os.cpu_count() or 1))
     with ThreadPoolExecutor(workers) as pool:
-        it = pool.map(work, range(len(pairs)))
-        if len(pairs) >= 200:
-            from tqdm.auto import tqdm
-
-            it = tqdm(it, total=len(pairs), desc=desc, leave=False)
-        for _ in it:
-            pass
+        bar = progress_bar(len(pairs), desc, unit="img") if len(pairs) >= 200 else None
+        for _ in pool.map(work, range(len(pairs))):
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
     ids = [p[0] for p in pairs]
     return Arrays(images, masks, ids, list(ids), np.full((len(pairs), 2), np.nan))

@@ -27,13 +27,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .. import paths
 from ..data import SegData
 from ..data.batches import load_images
 from ..errors import ConfigError, DataError
-from ..progress import use_bar
+from ..progress import progress_bar
 from .sam import Generalist
 
 #: Bump when the way embeddings are computed changes: every cached embedding goes stale.
@@ -125,9 +124,7 @@ def compute_embeddings(
             n = len(data)
             out = None
             desc = f"embedding {n} {data.name} images with {model.name} (once; cached in {root})"
-            bar = tqdm(total=n, desc=desc, unit="img", disable=not use_bar(), dynamic_ncols=True)
-            if bar.disable:
-                print(desc, flush=True)
+            bar = progress_bar(n, desc, unit="img")
             for start in range(0, n, batch_size):
                 idx = np.arange(start, min(start + batch_size, n))
                 emb = model.embed(load_images(data, idx, device)).float().cpu().numpy()

@@ -7,7 +7,8 @@ One co-training step (:meth:`SCSAM.train_step`), as the reference does it:
    ground-truth prompts for the labeled images, or a box from the prediction, see ``cotrain.*`` / ``prompts.*``);
 3. SAM segments every image from those prompts;
 4. U-Net loss = CE+Dice(labeled, ground truth) + CE+Dice(unlabeled, SAM's hard pseudo-label)
-   (+ 0.9 x the entropy of its unlabeled predictions, as the reference);
+   (+ 0.9 x the entropy of its unlabeled predictions, as the reference); full weight from step 0 as in the
+   reference, or ramped up like SAM's term with ``cotrain.unet_rampup`` (for a SAM whose first masks are poor);
 5. SAM loss = CE+Dice(labeled, ground truth) + w(t) CE+Dice(unlabeled, the U-Net's hard pseudo-label), with the
    sigmoid ramp-up w(t) of :mod:`scsam_lite.rampup` (T = 10,000 in the reference), so the U-Net's noisy early
    pseudo-labels cannot spoil SAM;
@@ -123,14 +124,15 @@ class SCSAM(Supervised):
         unet_logits = unet_logits.float()
         unet_sup = ce_dice_loss(unet_logits[:n_lab], batch.labeled_mask)
         unet_pseudo = ce_dice_loss(unet_logits[n_lab:], sam_label)
-        unet_loss = unet_sup + self.cfg.cotrain.unet_pseudo_weight * unet_pseudo
+        w = self.rampup_weight(step)
+        w_unet = self.cfg.cotrain.unet_pseudo_weight * (w if self.cfg.cotrain.unet_rampup else 1.0)
+        unet_loss = unet_sup + w_unet * unet_pseudo
         ent = torch.zeros((), device=unet_loss.device)
         if self.cfg.cotrain.entropy:
             ent = entropy_loss(unet_logits[n_lab:])
             unet_loss = unet_loss + self.cfg.ssl.entropy_weight * ent
         # 5. SAM learns from the ground truth and, ramped up, from the U-Net's masks
         sam_two = as_two_class(sam_logits.float())
-        w = self.rampup_weight(step)
         sam_sup = ce_dice_loss(sam_two[:n_lab], frame.labeled_mask)
         sam_pseudo = ce_dice_loss(sam_two[n_lab:], frame.unet_label[n_lab:])
         sam_loss = sam_sup + w * sam_pseudo
@@ -148,6 +150,7 @@ class SCSAM(Supervised):
             "loss_sam_sup": sam_sup.item(),
             "loss_sam_pseudo": sam_pseudo.item(),
             "w_sam_pseudo": w,
+            "w_unet_pseudo": w_unet,
             "pseudo_agreement": pseudo_labels.agreement(unet_label[n_lab:], sam_label).mean().item(),
         }
 
