@@ -62,12 +62,6 @@ class _Lines:
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> _Lines:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 def progress_bar(total: int, desc: str, unit: str = "it") -> Any:
     """A tqdm bar where someone watches (:func:`use_bar`), plain progress lines where nobody does: a job of minutes
