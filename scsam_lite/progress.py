@@ -48,7 +48,7 @@ class _Lines:
     """The plain-lines stand-in for a tqdm bar: the description once, then a line at every tenth of the way."""
 
     def __init__(self, total: int, desc: str, unit: str) -> None:
-        self.total, self.desc, self.unit, self.n, self._next = total, desc, unit, 0, 1
+        self.total, self.unit, self.n, self._next = total, unit, 0, 1
         self._start = time.perf_counter()
         print(f"{desc}: {total} {unit}", flush=True)
 
