@@ -78,6 +78,21 @@ def _parser() -> argparse.ArgumentParser:
         "ground truth (peft-sam) or its own U-Net (sc-sam)",
     )
 
+    k = sub.add_parser(
+        "compare",
+        help="compare two runs image by image on the same test split (paired bootstrap interval)",
+        description="A - B per test image: mean difference, 95%% bootstrap interval, images won each way and "
+        "the Wilcoxon p-value. It measures how much the verdict depends on the test images drawn, not "
+        "run-to-run noise: compare several seeds for that.",
+    )
+    k.add_argument("a", help="run directory (its metrics_items.csv) or a *_items.csv file from `evaluate`")
+    k.add_argument("b", help="the same for the other side")
+    k.add_argument("--model-a", help="unet, sam or agreement (default: the file's only model, else sam)")
+    k.add_argument("--model-b", help="the same for B")
+    k.add_argument("--metric", default="dice", choices=["dice", "iou", "hd95", "asd"])
+    k.add_argument("--boot", type=int, default=10_000, help="bootstrap resamples (default 10,000)")
+    k.add_argument("--json", metavar="FILE", help="also write the comparison to FILE")
+
     from .download import help_text
 
     d = sub.add_parser(
@@ -197,8 +212,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate
-    from .runs import write_json
+    from .evaluation import evaluate_items, summarize_items
+    from .runs import write_item_metrics, write_json
     from .trainer import format_metrics, load_run
 
     method, data, cfg = load_run(args.run_dir, checkpoint=args.checkpoint, device=args.device)
@@ -222,10 +237,25 @@ def _evaluate(args: argparse.Namespace) -> int:
         prompt_masks = unet_prompt_masks(unet_method, data, args.split, cfg.train.eval_batch_size)
         # one file per prompt source, so prompts from several U-Nets can be compared side by side
         suffix = f"_prompts_from_{Path(args.prompts_from).resolve().name}"
-    metrics = evaluate(method, data, args.split, cfg.train.eval_batch_size, prompt_masks)
+    items = evaluate_items(method, data, args.split, cfg.train.eval_batch_size, prompt_masks)
+    metrics = summarize_items(items)
     out = Path(args.run_dir) / f"metrics_{args.split}_{args.checkpoint}{suffix}.json"
+    write_item_metrics(out.with_name(out.stem + "_items.csv"), items)  # per image, for scsam-lite compare
     write_json(out, metrics)
     print(format_metrics(metrics, f"{args.split} metrics ({args.checkpoint} checkpoint) -> {out}"))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .compare import compare_runs
+    from .runs import write_json
+
+    result = compare_runs(
+        args.a, args.b, model_a=args.model_a, model_b=args.model_b, metric=args.metric, n_boot=args.boot
+    )
+    print(f"A = {result.a}\nB = {result.b}\n{result}")
+    if args.json:
+        write_json(args.json, result.to_dict())
     return 0
 
 
@@ -342,6 +372,7 @@ def _config(args: argparse.Namespace) -> int:
 COMMANDS = {
     "train": _train,
     "evaluate": _evaluate,
+    "compare": _compare,
     "download": _download,
     "bench": _bench,
     "sweep": _sweep,

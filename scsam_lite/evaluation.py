@@ -72,6 +72,39 @@ def validate(method: Method, data: SegData, split: str = "val", batch_size: int 
     return out
 
 
+def evaluate_items(
+    method: Method,
+    data: SegData,
+    split: str = "test",
+    batch_size: int = 32,
+    prompt_masks: np.ndarray | None = None,
+) -> dict[str, list[dict]]:
+    """Dice, IoU, HD95 and ASD per model, one row per image (2D) or volume (3D), each named by its ``"item"``.
+
+    Kept per item so two runs scored on the same split can be compared image by image
+    (:mod:`scsam_lite.compare`); :func:`evaluate` averages these rows. ``prompt_masks``: see
+    :func:`predict_probabilities` (``peft-sam`` prompted by a U-Net instead of the truth).
+    """
+    idx = data.splits[split]
+    preds = predict_split(method, data, idx, batch_size, prompt_masks)
+    gts = data.masks[idx]
+    results: dict[str, list[dict]] = {}
+    for name, p in preds.items():
+        rows = []
+        if data.is_volumetric:
+            for case, case_idx in data.split_cases(split).items():
+                pos = np.searchsorted(idx, case_idx)
+                sy, sx = data.spacing[case_idx[0]]
+                row = volume_metrics(p[pos], gts[pos], (data.slice_spacing[case], sy, sx))
+                rows.append({"item": case, **row})
+        else:
+            spacing = None if np.isnan(data.spacing[idx]).any() else data.spacing[idx]
+            for i, row in zip(idx, batch_metrics(p, gts, spacing), strict=True):
+                rows.append({"item": data.ids[i], **row})
+        results[name] = rows
+    return results
+
+
 def evaluate(
     method: Method,
     data: SegData,
@@ -79,26 +112,13 @@ def evaluate(
     batch_size: int = 32,
     prompt_masks: np.ndarray | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Dice, IoU, HD95 and ASD per model on ``split``, averaged over images (2D) or volumes (3D).
+    """Dice, IoU, HD95 and ASD per model on ``split``, averaged over images (2D) or volumes (3D)."""
+    return summarize_items(evaluate_items(method, data, split, batch_size, prompt_masks))
 
-    ``prompt_masks``: see :func:`predict_probabilities` (``peft-sam`` prompted by a U-Net instead of the truth).
-    """
-    idx = data.splits[split]
-    preds = predict_split(method, data, idx, batch_size, prompt_masks)
-    gts = data.masks[idx]
-    results = {}
-    for name, p in preds.items():
-        if data.is_volumetric:
-            rows = []
-            for case, case_idx in data.split_cases(split).items():
-                pos = np.searchsorted(idx, case_idx)
-                sy, sx = data.spacing[case_idx[0]]
-                rows.append(volume_metrics(p[pos], gts[pos], (data.slice_spacing[case], sy, sx)))
-        else:
-            spacing = None if np.isnan(data.spacing[idx]).any() else data.spacing[idx]
-            rows = batch_metrics(p, gts, spacing)
-        results[name] = summarize(rows)
-    return results
+
+def summarize_items(items: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
+    """The per-model means and standard deviations (``metrics.json``) of :func:`evaluate_items` rows."""
+    return {name: summarize(rows) for name, rows in items.items()}
 
 
 def unet_prompt_masks(

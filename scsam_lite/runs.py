@@ -5,6 +5,7 @@ Every run leaves the same files, so any figure can be traced to the command that
     RUN_DIR/config.json        the fully resolved config (and the command line, runtime, label split)
     RUN_DIR/history.jsonl      one JSON line per validation (step, losses, val dice, lr, time)
     RUN_DIR/metrics.json       {"<model>": {"dice": .., "iou": .., "hd95": .., "asd": ..}} on the test split
+    RUN_DIR/metrics_items.csv  the same metrics per test image (per volume for 3D data): model,item,dice,...
     RUN_DIR/checkpoints/last.pt, best.pt
 
 and appends one row to the results registry ``results.jsonl`` beside it. Every write is atomic (temp file in the
@@ -13,6 +14,7 @@ same folder, then ``os.replace``): a run killed at any moment never leaves a hal
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -72,6 +74,27 @@ def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text())
 
 
+def write_item_metrics(path: str | os.PathLike, items: dict[str, list[dict[str, Any]]]) -> Path:
+    """Per-item metric rows per model (:func:`scsam_lite.evaluation.evaluate_items`) as one CSV, atomically."""
+    rows = [{"model": model, **row} for model, model_rows in items.items() for row in model_rows]
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return atomic_write_text(path, buf.getvalue())
+
+
+def read_item_metrics(path: str | os.PathLike) -> dict[str, dict[str, dict[str, float]]]:
+    """``{model: {item: {metric: value}}}`` from a file :func:`write_item_metrics` wrote."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            model, item = row.pop("model"), row.pop("item")
+            out.setdefault(model, {})[item] = {k: float(v) for k, v in row.items()}
+    return out
+
+
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     """``torch.save`` through a buffer and an atomic replace."""
     buf = io.BytesIO()
@@ -107,6 +130,7 @@ class RunDir:
     config_path = property(lambda self: self.path / "config.json")
     history_path = property(lambda self: self.path / "history.jsonl")
     metrics_path = property(lambda self: self.path / "metrics.json")
+    items_path = property(lambda self: self.path / "metrics_items.csv")
     checkpoint_dir = property(lambda self: self.path / "checkpoints")
     last_path = property(lambda self: self.checkpoint_dir / "last.pt")
     best_path = property(lambda self: self.checkpoint_dir / "best.pt")

@@ -25,11 +25,20 @@ from . import config as C
 from .data import LabelSplit, SegData, TwoStreamBatches, load_dataset, make_label_split
 from .data.batches import load_images
 from .errors import TrainingError
-from .evaluation import evaluate, validate
+from .evaluation import evaluate_items, summarize_items, validate
 from .methods import METHODS, Method
 from .paths import results_registry, runs_dir
 from .progress import use_bar
-from .runs import RunDir, append_result, load_checkpoint, read_json, save_checkpoint, save_probe, write_json
+from .runs import (
+    RunDir,
+    append_result,
+    load_checkpoint,
+    read_json,
+    save_checkpoint,
+    save_probe,
+    write_item_metrics,
+    write_json,
+)
 from .runtime import Runtime, setup
 
 
@@ -257,7 +266,9 @@ def train(
         if already_finished:
             metrics = read_json(run.metrics_path)
             return TrainResult(run.path, metrics, best_step, best_val, wall, method, data, split)
-        metrics = evaluate(method, data, "test", cfg.train.eval_batch_size)
+        items = evaluate_items(method, data, "test", cfg.train.eval_batch_size)
+        metrics = summarize_items(items)
+        write_item_metrics(run.items_path, items)
         write_json(run.metrics_path, metrics)
         append_result(
             results_registry(run.path),

@@ -13,7 +13,7 @@ def run(*args):
 
 
 def test_help_documents_each_command():
-    for cmd in ("train", "evaluate", "download", "datasets", "config"):
+    for cmd in ("train", "evaluate", "compare", "download", "datasets", "config"):
         out = run(cmd, "--help")
         assert out.returncode == 0 and "usage: scsam-lite" in out.stdout
 
