@@ -253,7 +253,7 @@ def _compare(args: argparse.Namespace) -> int:
     result = compare_runs(
         args.a, args.b, model_a=args.model_a, model_b=args.model_b, metric=args.metric, n_boot=args.boot
     )
-    print(f"A = {result.a}\nB = {result.b}\n{result}")
+    print(result)
     if args.json:
         write_json(args.json, result.to_dict())
     return 0

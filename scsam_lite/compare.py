@@ -57,7 +57,8 @@ class PairedComparison:
 
     def __str__(self) -> str:
         return (
-            f"{self.metric} on {self.n} items: {self.a} {self.mean_a:.4f}, {self.b} {self.mean_b:.4f}\n"
+            f"A = {self.a}\nB = {self.b}\n"
+            f"{self.metric} on {self.n} items: A {self.mean_a:.4f}, B {self.mean_b:.4f}\n"
             f"  A - B = {self.diff:+.4f}  (95% bootstrap interval {self.ci_low:+.4f} to {self.ci_high:+.4f}), "
             f"Wilcoxon p = {self.p_wilcoxon:.3g}\n"
             f"  better on {self.a_better} items: A, on {self.b_better}: B, ties {self.ties}\n"
