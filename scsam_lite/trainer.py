@@ -287,7 +287,8 @@ def train(
                 "metrics": metrics,
                 "device": rt.gpu_name or str(rt.device),
                 "host": platform.node(),
-                "wall_time_s": round(time.perf_counter() - t0, 1),
+                # all of it: the loops of earlier, interrupted processes (resumed runs) and all of this one
+                "wall_time_s": round(elapsed + time.perf_counter() - t0, 1),
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
             },
         )

@@ -12,7 +12,7 @@ import torch
 
 from scsam_lite import config as C
 from scsam_lite.errors import TrainingError
-from scsam_lite.runs import load_checkpoint, read_results
+from scsam_lite.runs import load_checkpoint, read_results, save_checkpoint
 from scsam_lite.trainer import lr_factor, train
 
 TINY = {
@@ -105,6 +105,10 @@ def test_resume_after_kill_gives_the_same_metrics(tmp_path):
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     assert not (tmp_path / "cut" / "metrics.json").exists(), "the run finished before it could be killed"
+    # the time spent before the kill counts in the registry's wall time (here made large enough to see)
+    state = load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")
+    state["elapsed_s"] += 1000.0
+    save_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt", state)
 
     done = subprocess.run(
         _cli("--out", str(tmp_path / "cut"), "--resume"), env=env, capture_output=True, text=True
@@ -115,6 +119,7 @@ def test_resume_after_kill_gives_the_same_metrics(tmp_path):
     assert cut == whole
     steps = [json.loads(line)["step"] for line in history.read_text().splitlines()]
     assert steps == [10, 20, 30, 40]
+    assert read_results(tmp_path / "results.jsonl")[-1]["wall_time_s"] > 1000.0
 
 
 def test_resume_with_other_settings_is_refused(tmp_path):
