@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from . import config as C
@@ -49,15 +50,26 @@ class BenchRow:
     anomaly_detection: bool
 
 
+#: the paths a benchmark can time, and what each one is
+PATHS = {
+    "fast": "the config as given",
+    "stock": "the reference's way: fp32, stock attention and mask decoder, anomaly detection on",
+    "stock-decoder": "the config as given but segment-anything's own mask decoder (generalist.fast_decoder=false)",
+}
+
+
 def path_config(cfg: C.Config, path: str) -> C.Config:
-    """The config of one benchmark path: ``fast`` is ``cfg`` itself, ``stock`` is the reference's way."""
+    """The config of one benchmark path (see :data:`PATHS`)."""
     out = copy.deepcopy(cfg)
     if path == "stock":
         out.train.precision = "fp32"
         out.generalist.fast_attention = False
+        out.generalist.fast_decoder = False
         out.generalist.compile = False
+    elif path == "stock-decoder":
+        out.generalist.fast_decoder = False
     elif path != "fast":
-        raise ConfigError(f"unknown benchmark path {path!r}", "use fast, stock or both")
+        raise ConfigError(f"unknown benchmark path {path!r}", f"use {', '.join(PATHS)}")
     return out
 
 
@@ -70,8 +82,11 @@ def time_path(cfg: C.Config, path: str, *, steps: int, warmup: int, verbose: boo
     """Build the method fresh for ``path`` and time ``steps`` training steps after ``warmup`` ones."""
     pcfg = path_config(cfg, path)
     rt = setup(pcfg.train.seed, pcfg.train.device, precision=pcfg.train.precision, verbose=False)
-    _, _, method, sampler = build_training(pcfg, rt)
+    _, _, method, sampler = build_training(pcfg, rt, embed=False)
     batches = [sampler.batch(s) for s in range(warmup + steps)]
+    embeddings = getattr(method, "embeddings", None)
+    if embeddings is not None:  # stored embeddings: only the timed batches' images, embedded before the clock
+        embeddings.ensure(np.concatenate([np.r_[b.labeled_index, b.unlabeled_index] for b in batches]))
     per_step = len(batches[0].labeled_image) + len(batches[0].unlabeled_image)
     anomaly = path == "stock"
     method.train(True)
@@ -95,12 +110,13 @@ def time_path(cfg: C.Config, path: str, *, steps: int, warmup: int, verbose: boo
         peak_gib=None if peak is None else round(peak, 3),
         steps=steps,
         precision=str(rt.amp_dtype).replace("torch.", "") if rt.amp_dtype else "fp32",
-        attention="sdpa-4d" if pcfg.generalist.fast_attention else "stock",
+        attention=("sdpa-4d" if pcfg.generalist.fast_attention else "stock")
+        + (" / fast decoder" if pcfg.generalist.fast_decoder else " / stock decoder"),
         compiled=pcfg.generalist.compile,
         anomaly_detection=anomaly,
     )
     if verbose:
-        print(f"  {path:5s} {row.ms_per_step:9.1f} ms/step  {row.images_per_s:8.1f} images/s", flush=True)
+        print(f"  {path:13s} {row.ms_per_step:9.1f} ms/step  {row.images_per_s:8.1f} images/s", flush=True)
     del method, batches, sampler
     gc.collect()
     if rt.device.type == "cuda":
@@ -120,6 +136,9 @@ def bench(
 ) -> dict[str, Any]:
     """Time ``cfg``'s training step on each path; print a table, save it as JSON and return it."""
     C.validate(cfg)
+    for p in paths:
+        if p not in PATHS:
+            raise ConfigError(f"unknown benchmark path {p!r}", f"use {', '.join(PATHS)} (comma-separated)")
     rt = setup(cfg.train.seed, cfg.train.device, precision=cfg.train.precision, verbose=False)
     uses_sam = cfg.train.method not in ("unet", "mean-teacher", "entropy-min")
     what = f"{cfg.train.method}" + (f" + {cfg.generalist.name}" if uses_sam else "")
@@ -145,6 +164,8 @@ def bench(
     by = {r.path: r for r in rows}
     if "fast" in by and "stock" in by:
         result["speedup"] = round(by["stock"].ms_per_step / by["fast"].ms_per_step, 2)
+    if "fast" in by and "stock-decoder" in by:
+        result["speedup_decoder"] = round(by["stock-decoder"].ms_per_step / by["fast"].ms_per_step, 2)
     if verbose:
         print(format_bench(result))
     path = (
@@ -164,17 +185,21 @@ def bench(
 def format_bench(result: dict[str, Any]) -> str:
     """The benchmark as an aligned table, with the targets where they apply (a GPU, a SAM method)."""
     lines = [
-        f"{'path':6s} {'ms/step':>9s} {'images/s':>9s} {'peak GiB':>9s}  precision / attention / compile / anomaly"
+        f"{'path':13s} {'ms/step':>9s} {'images/s':>9s} {'peak GiB':>9s}  precision / attention / compile / anomaly"
     ]
     for r in result["rows"]:
         peak = "-" if r["peak_gib"] is None else f"{r['peak_gib']:.2f}"
         lines.append(
-            f"{r['path']:6s} {r['ms_per_step']:9.1f} {r['images_per_s']:9.1f} {peak:>9s}  "
+            f"{r['path']:13s} {r['ms_per_step']:9.1f} {r['images_per_s']:9.1f} {peak:>9s}  "
             f"{r['precision']} / {r['attention']} / {'on' if r['compiled'] else 'off'} / "
             f"{'on' if r['anomaly_detection'] else 'off'}"
         )
     if "speedup" in result:
         lines.append(f"speed-up of fast over stock: {result['speedup']:.2f}x")
+    if "speedup_decoder" in result:
+        lines.append(
+            f"speed-up of the fast mask decoder (fast over stock-decoder): {result['speedup_decoder']:.2f}x"
+        )
     on_gpu = any(r["peak_gib"] is not None for r in result["rows"])
     if on_gpu and "+" in result["what"]:
         fast = next((r for r in result["rows"] if r["path"] == "fast"), None)

@@ -123,7 +123,12 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--data-root", help="folder holding the datasets (default: $SCSAM_DATA_ROOT)")
     b.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
     b.add_argument("--warmup", type=int, default=3, help="untimed warm-up steps (default 3)")
-    b.add_argument("--path", default="both", choices=["both", "fast", "stock"])
+    b.add_argument(
+        "--path",
+        default="both",
+        help="which paths to time, comma-separated: fast, stock, stock-decoder (the fast path with "
+        "segment-anything's own mask decoder, i.e. before generalist.fast_decoder); both = fast,stock (default)",
+    )
     b.add_argument("--compile", action="store_true", help="torch.compile the image encoder on the fast path")
     b.add_argument(
         "--random-init",
@@ -272,7 +277,11 @@ def _bench(args: argparse.Namespace) -> int:
         "generalist.pretrained": False if args.random_init else None,
     }
     cfg = C.build_config(args.preset, C.parse_overrides(args.overrides), **fields)
-    paths = ("fast", "stock") if args.path == "both" else (args.path,)
+    paths = (
+        ("fast", "stock")
+        if args.path == "both"
+        else tuple(p.strip() for p in args.path.split(",") if p.strip())
+    )
     command = "scsam-lite " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     bench(cfg, steps=args.steps, warmup=args.warmup, paths=paths, out=args.out, command=command)
     return 0

@@ -31,6 +31,8 @@ class DataConfig:
     labeled: float = 0.05  # a ratio in (0, 1], or a count of items (cases for volumes) when > 1
     label_unit: str = "auto"  # auto (image, or case for volumes) | image | case | slice
     split_seed: int = 0
+    # use at most this many unlabeled items (a seeded subset; whole cases for volumes); None: all
+    unlabeled_limit: int | None = None
     batch_labeled: int = 6
     batch_unlabeled: int = 6
     augment: str = "weak"  # weak | none
@@ -80,6 +82,8 @@ class GeneralistConfig:
     lr: float = 1e-4  # Adam, as the reference
     fast_attention: bool = True  # 4-D scaled_dot_product_attention (exact, incl. relative positions)
     compile: bool = False  # torch.compile the image encoder (GPU; the first steps are slow)
+    # the mask decoder without work whose result is unused (generalist/fast_decoder.py; same masks up to float order)
+    fast_decoder: bool = True
     # embed every image once with the frozen encoder and train the prompt encoder and decoder on the stored
     # embeddings (needs peft=none; SAM then sees un-augmented images): SAM on real data on a CPU
     embedding_cache: bool = False
@@ -183,6 +187,21 @@ PRESETS: dict[str, dict[str, Any]] = {
         # TinyViT's stages 2-3 (its last 8 blocks): gradients then never reach the 256x256 stages 0-1, the costly ones
         "generalist.adapter_blocks": "last8",
     },
+    "lab": {
+        # a laptop CPU on real data: Kvasir-SEG at 128 px, the pretrained LiteMedSAM with its encoder frozen and
+        # its image embeddings stored (generalist/embedding_cache.py), a subset of the unlabeled pool so that the
+        # embeddings take minutes, not half an hour; schedules sized by measurement (README "The lab profile")
+        "data.dataset": "kvasir-seg",
+        "data.resolution": 128,
+        "data.unlabeled_limit": 200,
+        "train.iterations": 500,
+        "train.val_every": 100,
+        "ssl.consistency_rampup": 250,
+        "cotrain.rampup_length": 250,
+        "generalist.name": "lite_medsam",
+        "generalist.peft": "none",
+        "generalist.embedding_cache": True,
+    },
     "paper": {
         # the reference's schedule
         "data.resolution": 256,
@@ -202,6 +221,7 @@ UNHASHED = {
     "train.eval_batch_size",
     "train.channels_last",
     "generalist.fast_attention",
+    "generalist.fast_decoder",
     "generalist.compile",
 }
 

@@ -26,6 +26,7 @@ from .data import LabelSplit, SegData, TwoStreamBatches, load_dataset, make_labe
 from .data.batches import load_images
 from .errors import TrainingError
 from .evaluation import evaluate_items, summarize_items, validate
+from .generalist.embedding_cache import run_items
 from .methods import METHODS, Method
 from .paths import results_registry, runs_dir
 from .progress import use_bar
@@ -88,9 +89,12 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def build_training(cfg: C.Config, rt: Runtime) -> tuple[SegData, LabelSplit, Method, TwoStreamBatches]:
+def build_training(
+    cfg: C.Config, rt: Runtime, *, embed: bool = True
+) -> tuple[SegData, LabelSplit, Method, TwoStreamBatches]:
     """The data, labeled split, method and batch sampler a run of ``cfg`` trains with (``cfg.data.resolution``
-    is filled in with the dataset's own when it was None)."""
+    is filled in with the dataset's own when it was None). With stored SAM embeddings, the items the run uses are
+    embedded here unless ``embed`` is false (a benchmark embeds only the batches it times)."""
     method_cls = METHODS.get(cfg.train.method)
     data = load_dataset(
         cfg.data.dataset,
@@ -106,8 +110,14 @@ def build_training(cfg: C.Config, rt: Runtime) -> tuple[SegData, LabelSplit, Met
         seed=cfg.data.split_seed,
         unit=cfg.data.label_unit,
         require_unlabeled=method_cls.needs_unlabeled,
+        unlabeled_limit=cfg.data.unlabeled_limit if method_cls.needs_unlabeled else None,
     )
     method = method_cls(cfg, data, rt)
+    embeddings = getattr(method, "embeddings", None)
+    if (
+        embeddings is not None and embed
+    ):  # stored SAM embeddings: the items this run uses, embedded once, before step 1
+        embeddings.ensure(run_items(data, split))
     batches = TwoStreamBatches(
         data,
         split,

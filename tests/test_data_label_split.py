@@ -97,3 +97,26 @@ def test_other_pool_and_to_dict(polyp):
     assert set(s.labeled) <= set(polyp.splits["val"].tolist())
     d = s.to_dict()
     assert d["unit"] == "image" and d["labeled"] == s.labeled.tolist() and isinstance(d["description"], str)
+
+
+def test_unlabeled_limit_takes_a_seeded_subset_and_leaves_the_labels_alone(polyp, prostate):
+    full = make_label_split(polyp, 0.05, seed=2)
+    some = make_label_split(polyp, 0.05, seed=2, unlabeled_limit=30)
+    assert np.array_equal(full.labeled, some.labeled)
+    assert len(some.unlabeled) == 30 and set(some.unlabeled) <= set(full.unlabeled)
+    assert np.array_equal(some.unlabeled, make_label_split(polyp, 0.05, seed=2, unlabeled_limit=30).unlabeled)
+    assert not np.array_equal(
+        some.unlabeled, make_label_split(polyp, 0.05, seed=3, unlabeled_limit=30).unlabeled
+    )
+    assert "30 of" in some.description and "at most 30" in some.description
+    assert np.array_equal(
+        make_label_split(polyp, 0.05, unlabeled_limit=10_000).unlabeled,
+        make_label_split(polyp, 0.05).unlabeled,
+    )
+    # volumes: whole cases, as many as fit
+    vol = make_label_split(prostate, 1, unlabeled_limit=40)
+    cases = {prostate.cases[i] for i in vol.unlabeled}
+    per_case = {c: sum(prostate.cases[i] == c for i in prostate.splits["train"]) for c in cases}
+    assert 0 < len(vol.unlabeled) <= 40 and sum(per_case.values()) == len(vol.unlabeled)
+    with pytest.raises(ConfigError, match="unlabeled_limit"):
+        make_label_split(polyp, 0.05, unlabeled_limit=0)

@@ -59,22 +59,89 @@ def test_a_different_dataset_or_encoder_gets_its_own_embeddings(tmp_path):
     assert len({a.folder, b.folder, c.folder}) == 3
 
 
-def test_an_interrupted_build_leaves_nothing_behind(tmp_path, monkeypatch):
+def test_an_interrupted_build_keeps_finished_shards_and_nothing_half_written(tmp_path, monkeypatch):
+    import scsam_lite.generalist.embedding_cache as E
+
+    monkeypatch.setattr(E, "SHARD_ITEMS", 4)
     model, data = _frozen_tiny(), _data()
     real, calls = model.embed, []
 
     def flaky(images):
-        calls.append(1)
-        if len(calls) == 2:
+        calls.append(len(images))
+        if len(calls) == 3:  # the first shard (4 items, two batches of 2) is done, the second is not
             raise KeyboardInterrupt
         return real(images)
 
     monkeypatch.setattr(model, "embed", flaky)
     with pytest.raises(KeyboardInterrupt):
-        compute_embeddings(model, data, batch_size=4, cache_dir=tmp_path)
-    assert list((tmp_path / "embeddings").iterdir()) == []
-    monkeypatch.setattr(model, "embed", real)
-    assert len(compute_embeddings(model, data, batch_size=4, cache_dir=tmp_path)) == len(data)
+        compute_embeddings(model, data, batch_size=2, cache_dir=tmp_path)
+    (folder,) = (tmp_path / "embeddings").iterdir()
+    assert sorted(p.name.split(".", 1)[1] for p in folder.glob("shard-*")) == ["index.npy", "npy"]
+    assert not list(folder.glob("*.tmp-*"))
+    # resumed: only the 6 items still missing are embedded
+    calls.clear()
+    monkeypatch.setattr(model, "embed", lambda images: calls.append(len(images)) or real(images))
+    emb = compute_embeddings(model, data, batch_size=2, cache_dir=tmp_path)
+    assert sum(calls) == len(data) - 4 and emb.stored == len(data)
+    with torch.no_grad():
+        direct = model.eval().embed(load_images(data, np.array([0, 9])))
+    torch.testing.assert_close(emb[[0, 9]], direct, atol=2e-3, rtol=2e-3)
+
+
+def test_only_the_items_asked_for_are_embedded_and_the_rest_on_demand(tmp_path, monkeypatch):
+    model, data = _frozen_tiny(), _data()
+    real, calls = model.embed, []
+    monkeypatch.setattr(model, "embed", lambda images: calls.append(len(images)) or real(images))
+    emb = compute_embeddings(model, data, batch_size=8, cache_dir=tmp_path, index=[1, 3])
+    assert emb.stored == 2 and sum(calls) == 2
+    emb[[3, 5, 5]]  # item 5 is embedded when first asked for, once
+    assert emb.stored == 3 and sum(calls) == 3
+    # another process opening the same cache sees what is stored; without a model a missing item names the fix
+    from scsam_lite.errors import DataError
+    from scsam_lite.generalist.embedding_cache import ImageEmbeddings
+
+    reader = ImageEmbeddings(emb.folder)
+    torch.testing.assert_close(reader[[5, 1]], emb[[5, 1]])
+    with pytest.raises(DataError, match="no stored embedding"):
+        reader[[0]]
+
+
+def test_a_version_1_cache_of_every_item_is_still_read(tmp_path):
+    model, data = _frozen_tiny(), _data()
+    emb = compute_embeddings(model, data, cache_dir=tmp_path)
+    full = emb[np.arange(len(data))].numpy().astype(np.float16)
+    for f in emb.folder.glob("shard-*"):
+        f.unlink()
+    np.save(emb.folder / "embeddings.npy", full)  # the single-file layout of earlier versions
+    again = compute_embeddings(model, data, cache_dir=tmp_path)
+    assert again.stored == len(data)
+    torch.testing.assert_close(again[[4]], torch.from_numpy(full[[4]]).float())
+
+
+def test_a_run_embeds_its_own_items_only(tmp_path):
+    """With data.unlabeled_limit the run's unlabeled subset, its labeled images, validation and test are embedded;
+    the other unlabeled images are not."""
+    from scsam_lite.generalist.embedding_cache import run_items
+    from scsam_lite.trainer import build_training
+
+    cfg = C.build_config(
+        "quick",
+        {
+            "train.method": "sc-sam",
+            "data.labeled": 4,
+            "data.unlabeled_limit": 10,
+            "data.cache_dir": str(tmp_path),
+            "generalist.peft": "none",
+            "generalist.embedding_cache": True,
+        },
+    )
+    rt = setup(0, "cpu", verbose=False)
+    data, split, method, _ = build_training(cfg, rt)
+    assert len(split.labeled) == 4 and len(split.unlabeled) == 10
+    assert "10 of" in split.description and "unlabeled used" in split.description
+    expected = run_items(data, split)
+    assert method.embeddings.stored == len(expected) < len(data)
+    assert method.embeddings.missing(expected).size == 0
 
 
 def test_a_trainable_encoder_cannot_be_cached(tmp_path):

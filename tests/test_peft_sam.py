@@ -98,13 +98,34 @@ def test_bench_times_fast_and_stock_paths(tmp_path, capsys):
     res = bench(cfg, steps=2, warmup=1, out=out)
     assert [r["path"] for r in res["rows"]] == ["fast", "stock"]
     assert all(r["ms_per_step"] > 0 and r["images_per_s"] > 0 for r in res["rows"])
-    assert res["rows"][1]["anomaly_detection"] and res["rows"][1]["attention"] == "stock"
+    assert res["rows"][1]["anomaly_detection"] and res["rows"][1]["attention"] == "stock / stock decoder"
     assert res["speedup"] == pytest.approx(
         res["rows"][1]["ms_per_step"] / res["rows"][0]["ms_per_step"], rel=0.02
     )
     saved = json.loads(out.read_text())
     assert saved["config"]["train"]["method"] == "peft-sam" and saved["rows"] == res["rows"]
     assert "speed-up of fast over stock" in format_bench(res)
+
+
+def test_bench_cli_times_the_decoder_before_and_after_with_stored_embeddings(tmp_path, capsys, monkeypatch):
+    """`--path fast,stock-decoder`: the co-training step with segment-anything's decoder and with the fast one,
+    in one call; only the timed batches' images are embedded."""
+    monkeypatch.setenv("SCSAM_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "b.json"
+    args = ["bench", "--method", "sc-sam", "--path", "fast,stock-decoder", "--steps", "1", "--warmup", "1"]
+    args += ["--set", "generalist.peft=none", "--set", "generalist.embedding_cache=true", "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "speed-up of the fast mask decoder" in printed
+    res = json.loads(out.read_text())
+    assert [r["path"] for r in res["rows"]] == ["fast", "stock-decoder"]
+    assert [r["attention"].split(" / ")[1] for r in res["rows"]] == ["fast decoder", "stock decoder"]
+    assert res["speedup_decoder"] > 0
+    (folder,) = (tmp_path / "cache" / "embeddings").iterdir()
+    stored = sum(len(np.load(f)) for f in folder.glob("shard-*.index.npy"))
+    assert 0 < stored <= 2 * 2 * 12  # two paths, two batches of 6 + 6 at most: not the whole dataset
+    assert main(["bench", "--path", "fast,warp", "--steps", "1"]) == 2
+    assert "unknown benchmark path 'warp'" in capsys.readouterr().err
 
 
 def test_bench_cli_unet(tmp_path, capsys):

@@ -97,6 +97,7 @@ def make_label_split(
     unit: str = "auto",
     split: str = "train",
     require_unlabeled: bool = True,
+    unlabeled_limit: int | None = None,
 ) -> LabelSplit:
     """Choose the labeled items of ``data.splits[split]``; the rest are unlabeled.
 
@@ -106,6 +107,9 @@ def make_label_split(
         seed: which items (cases) are chosen for units ``"image"`` and ``"case"``.
         unit: ``"auto"`` (``"case"`` for volumes, ``"image"`` for 2D), ``"image"``, ``"case"`` or ``"slice"``.
         require_unlabeled: when true (semi-supervised runs), a split that leaves nothing unlabeled is an error.
+        unlabeled_limit: use at most this many unlabeled items (whole cases for volumes, as many as fit), a
+            seeded subset of the rest; None: all of them. The labeled items do not depend on it. A CPU profile
+            uses it to embed and learn from fewer unlabeled images.
     """
     if unit not in UNITS:
         raise ConfigError(f"unknown label unit {unit!r}", f"use one of {', '.join(UNITS)}")
@@ -154,4 +158,34 @@ def make_label_split(
             f"(case, slice) order, by slice (the reference's rule; seed not used)"
         )
     unlabeled = np.setdiff1d(pool, chosen).astype(np.int64)
+    if unlabeled_limit is not None and unlabeled_limit < len(unlabeled):
+        unlabeled, used = _subset(data, unlabeled, unlabeled_limit, seed)
+        text += f"; {used} of the unlabeled used (at most {unlabeled_limit}, seed {seed})"
     return LabelSplit(labeled=chosen.astype(np.int64), unlabeled=unlabeled, unit=unit, description=text)
+
+
+def _subset(data: SegData, unlabeled: np.ndarray, limit: int, seed: int) -> tuple[np.ndarray, str]:
+    """A seeded subset of at most ``limit`` unlabeled items (whole cases for volumes) and how it is described."""
+    if limit < 1:
+        raise ConfigError(
+            f"data.unlabeled_limit={limit} leaves no unlabeled item", "use a positive count or none"
+        )
+    rng = np.random.default_rng([seed, 1])  # a stream of its own: the labeled choice does not move
+    if not data.is_volumetric:
+        kept = np.sort(rng.permutation(unlabeled)[:limit])
+        return kept, f"{len(kept)} of {len(unlabeled)} images"
+    by_case: dict[str, list[int]] = {}
+    for i in unlabeled:
+        by_case.setdefault(data.cases[i], []).append(int(i))
+    kept_cases, kept = [], []
+    for c in rng.permutation(sorted(by_case, key=natural_key)):
+        if len(kept) + len(by_case[c]) <= limit:
+            kept_cases.append(c)
+            kept += by_case[c]
+    if not kept:
+        raise ConfigError(
+            f"data.unlabeled_limit={limit} is smaller than any unlabeled case", "raise it or set it to none"
+        )
+    return np.sort(
+        np.asarray(kept, np.int64)
+    ), f"{len(kept_cases)} of {len(by_case)} cases ({len(kept)} slices)"

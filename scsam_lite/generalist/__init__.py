@@ -37,6 +37,7 @@ def generalist_from_config(gcfg, *, peft: bool = True) -> Generalist:  # gcfg: c
     """
     from .adapters import add_adapters
     from .attention import use_fast_attention
+    from .fast_decoder import use_fast_decoder
     from .lora import add_lora
     from .peft import freeze_for_peft
 
@@ -62,6 +63,8 @@ def generalist_from_config(gcfg, *, peft: bool = True) -> Generalist:  # gcfg: c
         train_mask_decoder=gcfg.train_mask_decoder,
     )
     use_fast_attention(model, gcfg.fast_attention)
+    use_fast_decoder(model.mask_decoder, gcfg.fast_decoder)
+    model.fast_decoder = gcfg.fast_decoder
     return model
 
 

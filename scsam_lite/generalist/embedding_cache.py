@@ -12,8 +12,11 @@ The price: SAM only ever sees un-augmented images (the U-Net still trains on aug
 
 The cache is keyed by the content itself (a hash of the dataset's images and of the encoder's weights, the input
 size and the pixel normalisation), so a changed dataset, checkpoint or resolution can never be served stale
-embeddings. It lives in ``<cache dir>/embeddings/<key>/`` and is written into a temporary folder that is moved
-into place only when complete, so an interrupted build leaves nothing half-written behind.
+embeddings. It lives in ``<cache dir>/embeddings/<key>/`` and grows by shards: a run embeds only the items it
+uses (its labeled and unlabeled images, validation and test; the ``lab`` preset trains on a subset of the
+unlabeled pool) and every later run or widget adds what it lacks. Each shard (``shard-*.npy`` with its item list
+``shard-*.index.npy``) is written under a temporary name and moved into place when complete, its item list last,
+so an interrupted build keeps the shards it finished and nothing half-written is ever read.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -37,6 +40,8 @@ from .sam import Generalist
 
 #: Bump when the way embeddings are computed changes: every cached embedding goes stale.
 EMBEDDING_VERSION = 1
+#: items per shard: an interrupted build loses at most this many embeddings' work
+SHARD_ITEMS = 64
 
 
 def encoder_is_frozen(model: Generalist) -> bool:
@@ -58,35 +63,123 @@ def embedding_key(model: Generalist, data: SegData) -> str:
 
 
 class ImageEmbeddings:
-    """The embeddings of every item of a dataset: ``embeddings[index]`` -> float32 ``(len(index), C, h, w)``.
+    """The stored embeddings of a dataset's items: ``embeddings[index]`` -> float32 ``(len(index), C, h, w)``.
 
-    Backed by a memory-mapped float16 ``.npy`` file; only the rows asked for are read.
+    Backed by memory-mapped float16 shards; only the rows asked for are read. Built by :func:`compute_embeddings`,
+    which attaches the model: items asked for that are not stored yet are then embedded and stored first
+    (:meth:`ensure`), so a widget or an evaluation may ask for any item.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        model: Generalist | None = None,
+        data: SegData | None = None,
+        device: torch.device | str = "cpu",
+        batch_size: int = 8,
+    ) -> None:
         self.folder = Path(folder)
-        self.array = np.load(self.folder / "embeddings.npy", mmap_mode="r")
         self.meta = json.loads((self.folder / "meta.json").read_text())
+        self.model, self.data, self.device, self.batch_size = model, data, device, batch_size
+        self._load_shards()
+
+    def _load_shards(self) -> None:
+        n = int(self.meta["items"])
+        self.shards: list[np.ndarray] = []
+        self.shard_of = np.full(n, -1, np.int64)  # which shard holds item i (-1: not stored yet)
+        self.row_of = np.zeros(n, np.int64)
+        legacy = self.folder / "embeddings.npy"  # version-1 caches held every item in one file
+        files = [(np.arange(n), legacy)] if legacy.is_file() else []
+        for index_file in sorted(self.folder.glob("shard-*.index.npy")):
+            files.append((np.load(index_file), index_file.with_name(index_file.name.replace(".index", ""))))
+        for index, path in files:
+            self.shard_of[index] = len(self.shards)
+            self.row_of[index] = np.arange(len(index))
+            self.shards.append(np.load(path, mmap_mode="r"))
 
     def __len__(self) -> int:
-        return int(self.array.shape[0])
+        return int(self.meta["items"])
+
+    @property
+    def stored(self) -> int:
+        """How many items have their embedding stored."""
+        return int((self.shard_of >= 0).sum())
 
     @property
     def nbytes(self) -> int:
-        return int(self.array.nbytes)
+        return int(sum(s.nbytes for s in self.shards))
+
+    def missing(self, index: np.ndarray | list[int]) -> np.ndarray:
+        """The items of ``index`` (unique, sorted) whose embeddings are not stored yet."""
+        index = np.unique(np.asarray(index, dtype=np.int64))
+        return index[self.shard_of[index] < 0]
+
+    @torch.no_grad()
+    def ensure(self, index: np.ndarray | list[int], *, desc: str | None = None) -> None:
+        """Embed and store the items of ``index`` that are not stored yet (in shards of :data:`SHARD_ITEMS`)."""
+        todo = self.missing(index)
+        if len(todo) == 0:
+            return
+        if self.model is None or self.data is None:
+            raise DataError(
+                f"{len(todo)} items have no stored embedding in {self.folder}",
+                "open the cache with compute_embeddings(model, data, ...) so that missing items are embedded",
+            )
+        model = self.model
+        was_training = model.training
+        model.eval()
+        what = desc or f"embedding {len(todo)} {self.data.name} images with {model.name} (once; cached)"
+        bar = progress_bar(len(todo), what, unit="img")
+        try:
+            for start in range(0, len(todo), SHARD_ITEMS):
+                chunk = todo[start : start + SHARD_ITEMS]
+                rows = []
+                for b in range(0, len(chunk), self.batch_size):
+                    idx = chunk[b : b + self.batch_size]
+                    rows.append(model.embed(load_images(self.data, idx, self.device)).float().cpu().numpy())
+                    bar.update(len(idx))
+                _write_shard(self.folder, chunk, np.concatenate(rows).astype(np.float16))
+        except OSError as err:
+            raise DataError(
+                f"could not write the embedding cache in {self.folder}: {err}",
+                "free disk space or point SCSAM_CACHE_DIR (or --set data.cache_dir=...) at a writable folder",
+            ) from None
+        finally:
+            bar.close()
+            model.train(was_training)
+            self._load_shards()
 
     def __getitem__(self, index: np.ndarray | list[int]) -> torch.Tensor:
         index = np.asarray(index, dtype=np.int64)
-        order = np.argsort(index, kind="stable")  # sequential reads, then the asked order
-        out = np.empty((len(index), *self.array.shape[1:]), np.float16)
-        out[order] = self.array[index[order]]
+        self.ensure(index)  # without a model, missing items are an error that names the fix
+        shard, row = self.shard_of[index], self.row_of[index]
+        out = np.empty((len(index), *self.shards[0].shape[1:]), np.float16)
+        for s in np.unique(shard):
+            sel = np.flatnonzero(shard == s)
+            order = sel[np.argsort(row[sel], kind="stable")]  # sequential reads within a shard
+            out[order] = self.shards[s][row[order]]
         return torch.from_numpy(out).float()
 
     def to(self, index: np.ndarray | list[int], device: torch.device | str) -> torch.Tensor:
         return self[index].to(device, non_blocking=True)
 
 
-@torch.no_grad()
+def _write_shard(folder: Path, index: np.ndarray, embeddings: np.ndarray) -> None:
+    """One shard, each file written under a temporary name and renamed; the item list last (it makes the shard)."""
+    name = f"shard-{int(time.time() * 1000):013d}-{uuid.uuid4().hex[:6]}"
+    for suffix, array in (("npy", embeddings), ("index.npy", index.astype(np.int64))):
+        tmp = folder / f"{name}.{suffix}.tmp-{os.getpid()}"
+        try:
+            with open(tmp, "wb") as fh:
+                np.save(fh, array)
+            os.replace(tmp, folder / f"{name}.{suffix}")
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            (folder / f"{name}.npy").unlink(missing_ok=True)
+            raise
+
+
 def compute_embeddings(
     model: Generalist,
     data: SegData,
@@ -94,8 +187,10 @@ def compute_embeddings(
     device: torch.device | str = "cpu",
     batch_size: int = 8,
     cache_dir: str | os.PathLike | None = None,
+    index: np.ndarray | list[int] | None = None,
 ) -> ImageEmbeddings:
-    """The cached embeddings of every item of ``data`` under ``model``'s frozen encoder, computed if not there yet.
+    """The cached embeddings of ``data`` under ``model``'s frozen encoder, with the items of ``index`` (default:
+    every item) computed now if not stored yet; other items are computed when first asked for.
 
     Raises:
         ConfigError: the encoder has trainable parameters (its embeddings change as it trains, so they cannot
@@ -111,67 +206,62 @@ def compute_embeddings(
     key = embedding_key(model, data)
     root = paths.cache_dir(cache_dir) / "embeddings"
     folder = root / key
-    if (folder / "meta.json").is_file():
-        return ImageEmbeddings(folder)
-    for old in root.glob(f"{key}.tmp-*"):  # what an interrupted build left behind
-        shutil.rmtree(old, ignore_errors=True)
-    tmp = root / f"{key}.tmp-{uuid.uuid4().hex[:8]}"
     try:
-        tmp.mkdir(parents=True)
-        was_training = model.training
-        model.eval()
-        try:
-            n = len(data)
-            out = None
-            desc = f"embedding {n} {data.name} images with {model.name} (once; cached in {root})"
-            bar = progress_bar(n, desc, unit="img")
-            for start in range(0, n, batch_size):
-                idx = np.arange(start, min(start + batch_size, n))
-                emb = model.embed(load_images(data, idx, device)).float().cpu().numpy()
-                if out is None:
-                    out = np.lib.format.open_memmap(
-                        tmp / "embeddings.npy", mode="w+", dtype=np.float16, shape=(n, *emb.shape[1:])
-                    )
-                out[idx] = emb.astype(np.float16)
-                bar.update(len(idx))
-            bar.close()
-            assert out is not None
-            out.flush()
-            del out
-        finally:
-            model.train(was_training)
-        meta = {
-            "key": key,
-            "version": EMBEDDING_VERSION,
-            "dataset": data.name,
-            "resolution": data.resolution,
-            "items": len(data),
-            "generalist": model.name,
-            "source": model.source,
-            "image_size": model.image_size,
-        }
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-        os.replace(tmp, folder)
+        if not (folder / "meta.json").is_file():
+            folder.mkdir(parents=True, exist_ok=True)
+            meta = {
+                "key": key,
+                "version": EMBEDDING_VERSION,
+                "dataset": data.name,
+                "resolution": data.resolution,
+                "items": len(data),
+                "generalist": model.name,
+                "source": model.source,
+                "image_size": model.image_size,
+            }
+            tmp = folder / f"meta.json.tmp-{os.getpid()}"
+            tmp.write_text(json.dumps(meta, indent=2))
+            os.replace(tmp, folder / "meta.json")
+        _remove_stale_temporaries(folder)
     except OSError as err:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise DataError(
             f"could not write the embedding cache in {root}: {err}",
             "free disk space or point SCSAM_CACHE_DIR (or --set data.cache_dir=...) at a writable folder",
         ) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return ImageEmbeddings(folder)
+    emb = ImageEmbeddings(folder, model=model, data=data, device=device, batch_size=batch_size)
+    emb.ensure(np.arange(len(data)) if index is None else index)
+    return emb
+
+
+def _remove_stale_temporaries(folder: Path, older_than_s: float = 3600.0) -> None:
+    """Temporary files of a build killed mid-write (another process's build in progress is younger)."""
+    now = time.time()
+    for tmp in folder.glob("*.tmp-*"):
+        try:
+            if now - tmp.stat().st_mtime > older_than_s:
+                tmp.unlink()
+        except OSError:
+            pass
 
 
 def embeddings_for_run(
     cfg, data: SegData, model: Generalist, device: torch.device | str
 ) -> ImageEmbeddings | None:  # cfg: config.Config
-    """The run's stored embeddings if ``generalist.embedding_cache`` is on (computed on first use), else None."""
+    """The run's stored embeddings if ``generalist.embedding_cache`` is on, else None. Nothing is computed here:
+    the trainer embeds the items the run uses (:func:`run_items`) before the first step, anything else is
+    embedded when first asked for."""
     if not cfg.generalist.embedding_cache:
         return None
     batch = max(1, min(cfg.train.eval_batch_size, 32))
-    return compute_embeddings(model, data, device=device, batch_size=batch, cache_dir=cfg.data.cache_dir)
+    return compute_embeddings(
+        model, data, device=device, batch_size=batch, cache_dir=cfg.data.cache_dir, index=[]
+    )
+
+
+def run_items(data: SegData, split) -> np.ndarray:  # split: data.LabelSplit
+    """The items a run touches: its labeled and unlabeled training images, validation and test."""
+    parts = [split.labeled, split.unlabeled, *(data.splits.get(s, []) for s in ("val", "test"))]
+    return np.unique(np.concatenate([np.asarray(p, dtype=np.int64) for p in parts]))
 
 
 def segment(

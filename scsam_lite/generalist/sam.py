@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..prompts import Points
+from .fast_decoder import has_stock_head, mask_logits
 
 
 class Generalist(nn.Module):
@@ -54,6 +55,8 @@ class Generalist(nn.Module):
         self.source = "random"
         #: optional extra prompt tokens from the image embedding (see ``learned_tokens.py``); None: off
         self.learned_tokens: nn.Module | None = None
+        #: compute masks as ``fast_decoder.py`` does (same result, less work); False: segment-anything's way
+        self.fast_decoder = True
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(1, 3, 1, 1), persistent=False)
 
@@ -140,11 +143,17 @@ class Generalist(nn.Module):
         sparse, dense = self.encode_prompts(points, boxes, size, b)
         if self.learned_tokens is not None:
             sparse = torch.cat([sparse, self.learned_tokens(embeddings).to(sparse.dtype)], dim=1)
-        low_res = _decode_batched(
-            self.mask_decoder, embeddings, self.prompt_encoder.get_dense_pe(), sparse, dense
+        fast = self.fast_decoder and has_stock_head(self.mask_decoder)
+        return _decode_batched(
+            self.mask_decoder,
+            embeddings,
+            self.prompt_encoder.get_dense_pe(),
+            sparse,
+            dense,
+            tokens=slice(1, None) if multimask else slice(0, 1),
+            size=size,
+            fast=fast,
         )
-        low_res = low_res[:, 1:] if multimask else low_res[:, :1]
-        return F.interpolate(low_res, size=size, mode="bilinear", align_corners=False)
 
     def forward(
         self, images: torch.Tensor, points: Points | None = None, boxes: torch.Tensor | None = None
@@ -159,26 +168,42 @@ def _decode_batched(
     image_pe: torch.Tensor,
     sparse: torch.Tensor,
     dense: torch.Tensor,
+    *,
+    tokens: slice,
+    size: tuple[int, int],
+    fast: bool = True,
 ) -> torch.Tensor:
     """SAM's ``MaskDecoder.predict_masks`` for one prompt set per image (no repeat of the image embedding).
 
-    The same modules in the same order as segment-anything; only the batch expansion differs. Returns the logits of
-    all mask tokens, low resolution ``(B, 1 + multimask outputs, 4h, 4w)``.
+    The same modules in the same order as segment-anything; only the batch expansion differs. Returns the logits
+    of the mask tokens ``tokens`` (0: the single-mask output; 1-3: the multimask ones) at ``size``, ``(B, T, *size)``.
+    ``fast`` forms only those tokens' logits, without the full-resolution feature map (``fast_decoder.py``); else
+    all four at the head's resolution, then the slice and a bilinear resize, as segment-anything does.
     """
     b = embeddings.shape[0]
     output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
-    tokens = torch.cat([output_tokens.unsqueeze(0).expand(b, -1, -1), sparse.to(output_tokens.dtype)], dim=1)
+    prompt_tokens = torch.cat(
+        [output_tokens.unsqueeze(0).expand(b, -1, -1), sparse.to(output_tokens.dtype)], dim=1
+    )
     src = embeddings + dense
-    pos_src = image_pe.expand(b, -1, -1, -1)
     _, c, h, w = src.shape
-    hs, src = decoder.transformer(src, pos_src, tokens)
+    if fast:
+        # channels-last: the transformer's (B, h*w, C) view of the image is then contiguous; the positional
+        # encoding is the same for every image and broadcasts instead of being copied B times
+        src = src.contiguous(memory_format=torch.channels_last)
+        hs, src = decoder.transformer(src, image_pe, prompt_tokens)
+        wanted = range(decoder.num_mask_tokens)[tokens]
+        hyper_in = torch.stack([decoder.output_hypernetworks_mlps[i](hs[:, 1 + i, :]) for i in wanted], dim=1)
+        return mask_logits(decoder, src, (h, w), hyper_in, size)
+    hs, src = decoder.transformer(src, image_pe.expand(b, -1, -1, -1), prompt_tokens)
     mask_tokens_out = hs[:, 1 : 1 + decoder.num_mask_tokens, :]
     upscaled = decoder.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
     hyper_in = torch.stack(
         [mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)], dim=1
     )
     _, c, h, w = upscaled.shape
-    return (hyper_in @ upscaled.view(b, c, h * w)).view(b, -1, h, w)
+    low_res = (hyper_in @ upscaled.view(b, c, h * w)).view(b, -1, h, w)[:, tokens]
+    return F.interpolate(low_res, size=size, mode="bilinear", align_corners=False)
 
 
 def as_two_class(logits: torch.Tensor) -> torch.Tensor:
