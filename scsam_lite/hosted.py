@@ -6,16 +6,19 @@ One place for platform behaviour, so every notebook gets the same help:
   profile instead of starting a GPU-sized run that would take hours on the CPU;
 - a Colab runtime that disconnects loses ``/content``: :func:`persistent_runs_dir` puts run folders (and their
   ``last.pt``, from which ``train(..., resume=True)`` resumes) on Google Drive when asked to;
-- Kaggle keeps only ``/kaggle/working`` as the notebook's output: run folders go there.
+- Kaggle keeps only ``/kaggle/working`` as the notebook's output: run folders go there;
+- a notebook's data: :func:`notebook_data` finds the profile's dataset (``SCSAM_DATA_ROOT``, an attached Kaggle
+  input), downloads it when online, and otherwise says so in one line and continues on the synthetic polyps.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import PRESETS
+from .config import PRESETS, DataConfig
 from .errors import ConfigError, ScsamError
 from .paths import detect_platform
 from .registry import unknown_name
@@ -46,14 +49,14 @@ def gpu_hint(platform: str) -> str:
 
 
 def profile_for(profile: str, rt: Runtime) -> str:
-    """The profile to run: ``profile`` on a GPU, ``"quick"`` on the CPU.
+    """The profile to run: ``profile`` on a GPU; on the CPU ``quick`` and ``lab`` (both sized for it), else ``quick``.
 
     ``classroom`` and ``paper`` are sized for a GPU and would take hours on a CPU, so without one the notebook
     says how to enable it and continues with ``quick``. ``SCSAM_ALLOW_CPU=1`` keeps the asked profile anyway.
     """
     if profile not in PRESETS:
         raise unknown_name("preset", profile, sorted(PRESETS))
-    if profile == "quick" or rt.device.type != "cpu":
+    if profile in CPU_PROFILES or rt.device.type != "cpu":
         return profile
     if os.environ.get("SCSAM_ALLOW_CPU", "").strip().lower() in ("1", "true", "yes"):
         print(
@@ -64,6 +67,85 @@ def profile_for(profile: str, rt: Runtime) -> str:
     hint = f"{gpu_hint(rt.platform)}; " if rt.platform == "local" else ""
     print(f"{hint}the {profile!r} profile needs a GPU: continuing with the quick profile on the CPU")
     return "quick"
+
+
+#: profiles sized for a CPU: kept without a GPU
+CPU_PROFILES = ("quick", "lab")
+
+
+@dataclass
+class NotebookData:
+    """What a notebook trains on: the profile (``quick`` when the asked data could not be had), the dataset, the
+    data root to pass on, and one line saying where the data came from."""
+
+    profile: str
+    dataset: str
+    data_root: str | None
+    source: str
+
+
+def default_download_root() -> Path:
+    """Where a notebook downloads a dataset when no data root is set: beside the package's caches."""
+    from .paths import cache_dir
+
+    return cache_dir().parent / "datasets"
+
+
+def notebook_data(
+    profile: str,
+    dataset: str | None = None,
+    data_root: str | os.PathLike | None = None,
+    *,
+    download: bool = True,
+    verbose: bool = True,
+) -> NotebookData:
+    """The data a notebook runs on, got the way a student would: never a traceback.
+
+    ``dataset`` None means the profile's own (``lab``: Kvasir-SEG; ``quick``: the synthetic polyps). A real
+    dataset is looked for in ``data_root`` (default ``SCSAM_DATA_ROOT``) and, on Kaggle, among the attached inputs;
+    if it is not there and ``download`` is true, it is downloaded (checksum-verified, see ``scsam-lite download``)
+    into ``data_root`` or :func:`default_download_root`. When that fails too (offline, no credentials, no space),
+    one warning says why and the notebook continues on the synthetic polyps with the ``quick`` profile.
+    """
+    from .data.discover import find_existing
+
+    if profile not in PRESETS:
+        raise unknown_name("preset", profile, sorted(PRESETS))
+    dataset = dataset or PRESETS[profile].get("data.dataset", DataConfig.dataset)
+    root = None if data_root in (None, "") else str(data_root)
+    if dataset.startswith("synthetic"):
+        return NotebookData(profile, dataset, root, f"{dataset}: built in, nothing to download")
+    found = find_existing(dataset, root)
+    if found is not None:
+        choice = NotebookData(profile, dataset, root, f"{dataset}: found in {found}")
+    elif not download:
+        return _fall_back(profile, dataset, "it is not in the data root and downloading is off", verbose)
+    else:
+        from .download.core import download as fetch
+
+        target = Path(root) if root else default_download_root()
+        try:
+            where = fetch(dataset, target)
+        except (ScsamError, OSError) as err:
+            reason = err.message if isinstance(err, ScsamError) else str(err)
+            return _fall_back(profile, dataset, f"not found, and the download failed: {reason}", verbose)
+        choice = NotebookData(profile, dataset, str(target), f"{dataset}: downloaded and verified into {where}")
+    if verbose:
+        print(choice.source)
+    return choice
+
+
+def _fall_back(profile: str, dataset: str, why: str, verbose: bool) -> NotebookData:
+    import warnings
+
+    fix = (
+        f"to use it, set SCSAM_DATA_ROOT (or DATA_ROOT) to a folder holding {dataset}, attach it as a Kaggle input, "
+        f"or run `scsam-lite download {dataset} --root DIR` while online"
+    )
+    message = f"{dataset} is not available ({why}); continuing with the synthetic polyps and the quick profile. {fix}"
+    if verbose:
+        warnings.warn(message, UserWarning, stacklevel=3)
+    return NotebookData("quick", "synthetic-polyp", None, f"synthetic-polyp instead of {dataset} ({why})")
 
 
 def _drive_folder(drive: str) -> Path:

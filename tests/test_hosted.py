@@ -111,6 +111,7 @@ def test_gpu_profile_on_cpu_falls_back_to_quick_with_one_line(profile, capsys):
 def test_gpu_keeps_the_profile_silently(capsys):
     assert hosted.profile_for("classroom", runtime_on("cuda", "kaggle")) == "classroom"
     assert hosted.profile_for("quick", runtime_on("cpu")) == "quick"
+    assert hosted.profile_for("lab", runtime_on("cpu")) == "lab"  # made for a CPU
     assert capsys.readouterr().out == ""
 
 
@@ -239,3 +240,61 @@ def test_setup_prints_no_hint_locally(capsys):
     out = capsys.readouterr().out
     assert rt.platform == "local" and "platform: local" in out
     assert not any(hosted.gpu_hint(p) in out for p in ("colab", "kaggle", "local"))
+
+
+# ---------------------------------------------------------------- the notebook's data
+
+
+def _kvasir_copy(root: Path) -> Path:
+    for sub in ("images", "masks"):
+        (root / "kvasir-seg" / "Kvasir-SEG" / sub).mkdir(parents=True)
+        (root / "kvasir-seg" / "Kvasir-SEG" / sub / "a.jpg").write_bytes(b"x")
+    return root
+
+
+def test_notebook_data_keeps_synthetic_data_and_finds_a_real_copy(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("SCSAM_DATA_ROOT", raising=False)
+    monkeypatch.setattr(
+        "scsam_lite.download.core.download", lambda *a, **k: pytest.fail("no download needed")
+    )
+    quick = hosted.notebook_data("quick")
+    assert (quick.profile, quick.dataset) == ("quick", "synthetic-polyp")
+    lab = hosted.notebook_data("lab", None, _kvasir_copy(tmp_path))
+    assert (lab.profile, lab.dataset, lab.data_root) == ("lab", "kvasir-seg", str(tmp_path))
+    assert "found in" in capsys.readouterr().out
+    monkeypatch.setenv("SCSAM_DATA_ROOT", str(tmp_path))  # the environment variable works as well
+    assert hosted.notebook_data("lab").profile == "lab"
+
+
+def test_notebook_data_downloads_when_missing(tmp_path, monkeypatch):
+    monkeypatch.delenv("SCSAM_DATA_ROOT", raising=False)
+    asked = []
+
+    def fake_download(name, root, **kwargs):
+        asked.append((name, Path(root)))
+        return _kvasir_copy(Path(root)) / "kvasir-seg" / "Kvasir-SEG"
+
+    monkeypatch.setattr("scsam_lite.download.core.download", fake_download)
+    got = hosted.notebook_data("lab", None, tmp_path / "data", verbose=False)
+    assert asked == [("kvasir-seg", tmp_path / "data")] and got.profile == "lab"
+    assert got.data_root == str(tmp_path / "data") and "downloaded" in got.source
+
+
+def test_notebook_data_offline_warns_once_and_falls_back_to_quick(tmp_path, monkeypatch):
+    from scsam_lite.errors import DownloadError
+
+    monkeypatch.delenv("SCSAM_DATA_ROOT", raising=False)
+
+    def offline(*a, **k):
+        raise DownloadError("could not reach datasets.simula.no", "connect to the internet")
+
+    monkeypatch.setattr("scsam_lite.download.core.download", offline)
+    with pytest.warns(UserWarning) as caught:
+        got = hosted.notebook_data("lab", None, tmp_path)
+    assert len(caught) == 1
+    text = str(caught[0].message)
+    assert "could not reach" in text and "quick profile" in text and "SCSAM_DATA_ROOT" in text
+    assert (got.profile, got.dataset, got.data_root) == ("quick", "synthetic-polyp", None)
+    assert (
+        hosted.notebook_data("lab", "kvasir-seg", tmp_path, download=False, verbose=False).profile == "quick"
+    )

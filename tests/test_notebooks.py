@@ -120,14 +120,26 @@ def test_one_parameters_cell_reading_env_vars(nb_path):
     tree = ast.parse(cell.source)
     assigns = [n for n in tree.body if isinstance(n, ast.Assign | ast.AnnAssign)]
     assert assigns, "the parameters cell assigns the notebook's parameters"
+    lines = cell.source.splitlines()
+    forms = set()
     for node in assigns:
         value = ast.get_source_segment(cell.source, node.value) or ""
         name = ast.get_source_segment(
             cell.source, node.targets[0] if isinstance(node, ast.Assign) else node.target
         )
-        assert "os.environ" in value, f"parameter {name} must default to an environment variable"
         assert re.fullmatch(r"[A-Z][A-Z0-9_]*", name or ""), f"parameter {name} should be UPPER_CASE"
+        if "# @param" in lines[node.lineno - 1]:
+            forms.add(name)  # a Colab form field: a literal, read from the environment on the next assignment
+            continue
+        assert "os.environ" in value, f"parameter {name} must default to an environment variable"
+        if name in forms:
+            assert value.rstrip(")").endswith(f", {name}"), (
+                f"{name}: the environment overrides the form's value"
+            )
     assert "PROFILE" in cell.source and "SCSAM_PROFILE" in cell.source and "SCSAM_SEED" in cell.source
+    if nb_path.name[:2] in ("02", "03", "04", "05"):
+        assert "PROFILE" in forms, "the profile is a Colab form field"
+        assert '# @param ["quick", "lab", "classroom", "paper"]' in cell.source
 
 
 def test_setup_call_follows_parameters(nb_path):
@@ -186,7 +198,10 @@ def test_cells_fit_on_a_screen(nb_path):
 def _assigned(cell) -> list[str]:
     tree = ast.parse(cell.source)
     nodes = [n for n in tree.body if isinstance(n, ast.Assign | ast.AnnAssign)]
-    return [ast.unparse(n.targets[0] if isinstance(n, ast.Assign) else n.target) for n in nodes]
+    # a Colab form field is assigned twice (the form's literal, then the environment's value): named once
+    return list(
+        dict.fromkeys(ast.unparse(n.targets[0] if isinstance(n, ast.Assign) else n.target) for n in nodes)
+    )
 
 
 def _hosted_call(stmt: ast.stmt, target: str, func: str, args: list[str]) -> bool:
@@ -220,9 +235,20 @@ def test_runs_and_profile_go_through_hosted_right_after_setup(nb_path):
         "call profile_for and persistent_runs_dir once after setup"
     )
     assert setup_at < profile_at[0] and setup_at < runs_at[0]
+    # the data: found, downloaded or the quick fallback, decided right after the profile (it may change it)
+    data_at = [
+        i for i, s in enumerate(body) if "hosted.notebook_data(PROFILE, DATASET, DATA_ROOT)" in ast.unparse(s)
+    ]
+    if "DATASET" in _assigned(params):
+        assert data_at == [profile_at[0] + 1], "notebook_data follows profile_for"
+        assert (
+            ast.unparse(body[data_at[0] + 1])
+            == "PROFILE, DATASET, DATA_ROOT = (DATA.profile, DATA.dataset, DATA.data_root)"
+        )
+    allowed = {profile_at[0], runs_at[0], *data_at, *(i + 1 for i in data_at)}
     for i, stmt in enumerate(body[: max(profile_at[0], runs_at[0])]):
         names = {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name)}
-        if i not in (profile_at[0], runs_at[0]):
+        if i not in allowed:
             assert not names & {"PROFILE", "RUNS"}, f"{ast.unparse(stmt)!r} uses PROFILE/RUNS before hosted"
 
 
