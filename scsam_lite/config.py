@@ -121,6 +121,13 @@ class CoTrainConfig:
     learned_tokens: bool = False
     # unlabeled images whose pseudo-labels and prompts are saved at every validation (0: none)
     probe_images: int = 4
+    # SAM's two-class output: one-pass (one decode prompted for the foreground, its logit l read as [0, l]) |
+    # two-pass (the reference: background and foreground each decoded from its own points, softmax over the two)
+    sam_output: str = "one-pass"
+    # each CE + Dice term is loss_scale x (CE + Dice): 0.5 as SSL4MIS (the U-Net baselines); 1.0 the reference's sum
+    loss_scale: float = 0.5
+    # the images whose U-Net entropy is minimised: unlabeled | batch (the reference: labeled and unlabeled)
+    entropy_scope: str = "unlabeled"
 
 
 @dataclass
@@ -210,6 +217,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train.iterations": 40000,
         "train.val_every": 200,
         "train.lr_schedule": "linear",  # the reference SC-SAM code decays both learning rates linearly
+        # the reference's co-training step (README "Differences from the reference code")
+        "cotrain.sam_output": "two-pass",
+        "cotrain.loss_scale": 1.0,
+        "cotrain.entropy_scope": "batch",
     },
 }
 
@@ -354,6 +365,8 @@ def validate(cfg: Config) -> None:
         ("generalist.peft", g.peft, ("adapter", "lora", "none")),
         ("prompts.kind", p.kind, ("points", "box", "points+box")),
         ("cotrain.labeled_prompts", cfg.cotrain.labeled_prompts, ("unet", "gt")),
+        ("cotrain.sam_output", cfg.cotrain.sam_output, ("one-pass", "two-pass")),
+        ("cotrain.entropy_scope", cfg.cotrain.entropy_scope, ("unlabeled", "batch")),
     ):
         if value not in allowed:
             raise unknown_name(key, value, list(allowed))

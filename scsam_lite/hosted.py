@@ -129,7 +129,9 @@ def notebook_data(
         except (ScsamError, OSError) as err:
             reason = err.message if isinstance(err, ScsamError) else str(err)
             return _fall_back(profile, dataset, f"not found, and the download failed: {reason}", verbose)
-        choice = NotebookData(profile, dataset, str(target), f"{dataset}: downloaded and verified into {where}")
+        choice = NotebookData(
+            profile, dataset, str(target), f"{dataset}: downloaded and verified into {where}"
+        )
     if verbose:
         print(choice.source)
     return choice

@@ -18,9 +18,10 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return _dice(logits.float(), target.unsqueeze(1))
 
 
-def ce_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``0.5 * (CE + Dice)``, the reference's supervised loss."""
-    return 0.5 * (F.cross_entropy(logits.float(), target) + dice_loss(logits, target))
+def ce_dice_loss(logits: torch.Tensor, target: torch.Tensor, scale: float = 0.5) -> torch.Tensor:
+    """``scale * (CE + Dice)``: 0.5 is SSL4MIS's supervised loss (the U-Net baselines here); the reference SC-SAM
+    code sums the two (``scale=1``, ``cotrain.loss_scale``)."""
+    return scale * (F.cross_entropy(logits.float(), target) + dice_loss(logits, target))
 
 
 def entropy_loss(logits: torch.Tensor) -> torch.Tensor:

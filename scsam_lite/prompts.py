@@ -87,6 +87,11 @@ class Points:
     def __len__(self) -> int:
         return self.coords.shape[0]
 
+    @staticmethod
+    def cat(parts: Sequence[Points]) -> Points:
+        """Several batches' points as one batch (equal numbers of points per image)."""
+        return Points(torch.cat([p.coords for p in parts]), torch.cat([p.labels for p in parts]))
+
     def select(self, idx: int | slice | torch.Tensor | Sequence[int]) -> Points:
         """The points of some images of the batch; an int keeps the batch axis (B = 1)."""
         if isinstance(idx, torch.Tensor) and idx.ndim == 0:
@@ -333,6 +338,18 @@ def point_hits(points: Points, mask: torch.Tensor | np.ndarray) -> torch.Tensor:
     inside = real & (x >= 0) & (x < width) & (y >= 0) & (y < height)
     flat = y.clamp(0, height - 1) * width + x.clamp(0, width - 1)
     return fg.reshape(batch, height * width).gather(1, flat) & inside
+
+
+def shift_seed(seed: Seed, offset: int) -> Seed:
+    """Seed(s) of another, independent draw (a second set of prompts for the same images): an int or each int of a
+    sequence moves to a stream of its own; a generator or None is used as it is (it moves on by itself)."""
+    if seed is None or isinstance(seed, torch.Generator):
+        return seed
+    if isinstance(seed, (torch.Tensor, np.ndarray)):
+        seed = seed.tolist()
+    if _is_int(seed):
+        return (int(seed) + offset * 0x9E3779B1) % 2**63
+    return [(int(s) + offset * 0x9E3779B1) % 2**63 for s in seed]
 
 
 def prompts_from_masks(

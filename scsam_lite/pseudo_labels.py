@@ -19,8 +19,16 @@ def from_unet(logits: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def from_sam(logits: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """SAM's hard pseudo-label ``(B, H, W)`` int64 from its mask logits ``(B, 1, H, W)`` (probability > threshold)."""
-    return (logits.detach()[:, 0].float().sigmoid() > threshold).long()
+    """SAM's hard pseudo-label ``(B, H, W)`` int64: foreground probability > ``threshold``, from its single mask
+    logit ``(B, 1, H, W)`` (sigmoid) or its two-class logits ``(B, 2, H, W)`` (softmax, background first)."""
+    logits = logits.detach().float()
+    if logits.shape[1] == 1:
+        return (logits[:, 0].sigmoid() > threshold).long()
+    if logits.shape[1] == 2:
+        return (logits.softmax(1)[:, 1] > threshold).long()
+    raise ValueError(
+        f"SAM's logits have {logits.shape[1]} channels; expected 1 (foreground) or 2 (background, foreground)"
+    )
 
 
 @torch.no_grad()

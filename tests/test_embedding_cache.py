@@ -245,6 +245,23 @@ def test_sc_sam_with_stored_embeddings_keeps_the_two_frames_apart(tmp_path, monk
     assert np.isfinite([out["loss_unet"], out["loss_sam"]]).all()
 
 
+def test_the_look_at_un_augmented_images_is_no_training_pass(tmp_path):
+    """The U-Net's extra, gradient-free prediction for SAM's frame runs in eval mode: the batch norms' running
+    statistics move once per step (the augmented pass), and dropout does not make the prompts random."""
+    cfg = _cached_cfg(tmp_path)
+    data = load_dataset("synthetic-polyp", cache_dir=cfg.data.cache_dir)
+    split = make_label_split(data, 0.05, seed=0, require_unlabeled=True)
+    method = SCSAM(cfg, data, setup(0, "cpu", verbose=False))
+    batch = TwoStreamBatches(data, split, 3, 3, seed=0).batch(4)
+    images = torch.cat([batch.labeled_image, batch.unlabeled_image])
+    method.train(True)
+    stats = {n: b.clone() for n, b in method.unet.named_buffers() if "running" in n}
+    frames = [method.sam_frame(batch, images, images[:, 0].long()) for _ in range(2)]
+    assert all(torch.equal(b, stats[n]) for n, b in method.unet.named_buffers() if "running" in n)
+    assert torch.equal(frames[0].unet_label, frames[1].unet_label)  # no dropout: the same look twice
+    assert method.unet.training  # and the U-Net is back in train mode for its own step
+
+
 @pytest.mark.parametrize("method", ["peft-sam", "sc-sam"])
 def test_sam_methods_train_and_evaluate_from_stored_embeddings(method, tmp_path, monkeypatch):
     cfg = _cached_cfg(tmp_path, **{"train.method": method})

@@ -205,3 +205,27 @@ def test_summarize_means_and_std():
     assert set(METRIC_NAMES) <= set(s)
     with pytest.raises(DataError):
         summarize([])
+
+
+def test_hd95_is_the_95th_percentile_not_the_maximum():
+    """A large square predicted exactly plus one stray pixel far away: the Hausdorff distance is that pixel's
+    distance, the 95th percentile of the surface distances stays near 0 (a max-based "HD95" would fail)."""
+    from scipy import ndimage
+
+    gt = np.zeros((96, 96), np.uint8)
+    gt[10:60, 10:60] = 1
+    pred = gt.copy()
+    pred[90, 90] = 1  # about 43 px from the square's corner
+    got = segmentation_metrics(pred, gt)
+
+    # independent surface distances: border pixels of each mask to the other's border, both directions
+    def border(m):
+        return m.astype(bool) & ~ndimage.binary_erosion(m.astype(bool))
+
+    bp, bg = border(pred), border(gt)
+    d_to_gt = ndimage.distance_transform_edt(~bg)[bp]
+    d_to_pred = ndimage.distance_transform_edt(~bp)[bg]
+    both = np.concatenate([d_to_gt, d_to_pred])
+    assert both.max() > 40
+    assert got["hd95"] == pytest.approx(np.percentile(both, 95), abs=1.0)
+    assert got["hd95"] < 2.0 < both.max()

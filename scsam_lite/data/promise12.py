@@ -11,7 +11,9 @@ units), every axial slice is resized to a square ``resolution`` (image bilinear,
 in-plane spacing is rescaled to the new pixel size; the slice spacing is kept per case for 3D metrics.
 
 Split, by case (slices of one patient never straddle splits): val Case35-39, test Case40-49, train the other 35
-(Case00-34). This is the split of the reference code's data lists; ``val_cases`` and ``test_cases`` override it.
+(Case00-34); ``val_cases`` and ``test_cases`` override it. PROMISE12 has no official split of its 50 labelled
+cases and the reference SC-SAM code ships no lists of its own: this one is a public case-level split used by
+semi-supervised papers (the 'abd' lists), not necessarily the paper's.
 Another public split (Mamba-UNet's lists) uses val Case02, 07, 22, 31, 46 and test Case05, 09, 16, 30, 34, 36,
 38, 43, 45, 49; pass those to compare with papers that used it.
 """

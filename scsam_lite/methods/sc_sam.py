@@ -1,14 +1,18 @@
 """Method ``sc-sam``: the specialist (U-Net) and the generalist (PEFT-SAM) co-trained, each teaching the other.
 
-One co-training step (:meth:`SCSAM.train_step`), as the reference does it:
+One co-training step (:meth:`SCSAM.train_step`), as the reference does it (the options that differ from it are
+listed in the README's "Differences from the reference code"; the ``paper`` preset sets the reference's values):
 
 1. the U-Net predicts every image of the batch, labeled and unlabeled;
 2. point prompts are sampled from its hard prediction for every image (5 positive + 5 negative, uniform; optionally
    ground-truth prompts for the labeled images, or a box from the prediction, see ``cotrain.*`` / ``prompts.*``);
-3. SAM segments every image from those prompts;
+3. SAM segments every image from those prompts, as two-class logits (:meth:`SCSAM.sam_two_class`:
+   ``cotrain.sam_output``, one foreground pass or the reference's background and foreground passes);
 4. U-Net loss = CE+Dice(labeled, ground truth) + CE+Dice(unlabeled, SAM's hard pseudo-label)
-   (+ 0.9 x the entropy of its unlabeled predictions, as the reference); full weight from step 0 as in the
-   reference, or ramped up like SAM's term with ``cotrain.unet_rampup`` (for a SAM whose first masks are poor);
+   (+ 0.9 x the entropy of its predictions: the unlabeled ones, or the whole batch as the reference,
+   ``cotrain.entropy_scope``); full weight from step 0 as in the reference, or ramped up like SAM's term with
+   ``cotrain.unet_rampup`` (for a SAM whose first masks are poor). Each CE+Dice term is scaled by
+   ``cotrain.loss_scale`` (0.5 as SSL4MIS; the reference sums, 1.0);
 5. SAM loss = CE+Dice(labeled, ground truth) + w(t) CE+Dice(unlabeled, the U-Net's hard pseudo-label), with the
    sigmoid ramp-up w(t) of :mod:`scsam_lite.rampup` (T = 10,000 in the reference), so the U-Net's noisy early
    pseudo-labels cannot spoil SAM;
@@ -16,8 +20,8 @@ One co-training step (:meth:`SCSAM.train_step`), as the reference does it:
 
 With ``generalist.embedding_cache`` (a frozen encoder; SAM on a CPU), SAM works from the stored embeddings of the
 un-augmented images while the U-Net still trains on augmented ones. The step then keeps two frames apart
-(:meth:`SCSAM.sam_frame`): the U-Net also predicts the un-augmented images (no gradient) for SAM's prompts and
-pseudo-labels, and SAM's masks are warped with the batch's own augmentation before the U-Net learns from them.
+(:meth:`SCSAM.sam_frame`): the U-Net also predicts the un-augmented images (no gradient, eval mode) for SAM's
+prompts and pseudo-labels, and SAM's masks are warped with the batch's own augmentation before the U-Net learns from them.
 
 Evaluation reports three predictions: ``unet`` (the U-Net alone), ``sam`` (SAM prompted by the U-Net's prediction,
 what the reference reports: SAM needs the U-Net at test time; prompts seeded per image) and ``agreement`` (pixels
@@ -40,7 +44,7 @@ from ..generalist import Generalist, as_two_class, generalist_from_config
 from ..generalist.embedding_cache import embeddings_for_run, segment
 from ..generalist.learned_tokens import LearnedTokens
 from ..losses import ce_dice_loss, entropy_loss
-from ..prompts import Points, prompts_from_masks
+from ..prompts import Points, prompts_from_masks, shift_seed
 from ..rampup import sigmoid_rampup
 from ..runtime import Runtime
 from .peft_sam import eval_seeds
@@ -88,6 +92,34 @@ class SCSAM(Supervised):
         """Prompts (points and/or box, as ``prompts.kind`` says) sampled from hard masks ``(B, H, W)``."""
         return prompts_from_masks(masks, self.cfg.prompts, seed)
 
+    def sam_two_class(
+        self,
+        images: torch.Tensor,
+        index: np.ndarray | None,
+        masks: torch.Tensor,
+        seed: int | list[int],
+    ) -> torch.Tensor:
+        """SAM's two-class logits ``(B, 2, H, W)`` for images prompted from hard masks ``(B, H, W)``.
+
+        ``cotrain.sam_output``: ``one-pass`` decodes once, prompted for the foreground, and reads its logit ``l``
+        as ``[0, l]`` (softmax = sigmoid); ``two-pass`` (the reference) also decodes the background, prompted by
+        points sampled from ``1 - masks`` (positives in the background), and stacks the two logits. ``index``: the
+        images' dataset indices for stored embeddings, or None to run the encoder on ``images``.
+        """
+        embeddings = self.embeddings if index is not None else None
+        points, boxes = self.prompts_for(masks, seed)
+        if self.cfg.cotrain.sam_output == "one-pass":
+            return as_two_class(segment(self.sam, embeddings, images, index, points, boxes).float())
+        bg_points, bg_boxes = self.prompts_for(1 - masks, shift_seed(seed, 1))
+        both_points = None if points is None else Points.cat([bg_points, points])
+        both_boxes = None if boxes is None else torch.cat([bg_boxes, boxes])
+        both_index = None if index is None else np.concatenate([index, index])
+        logits = segment(
+            self.sam, embeddings, torch.cat([images, images]), both_index, both_points, both_boxes
+        )
+        b = len(images)
+        return torch.cat([logits[:b], logits[b:]], dim=1).float()  # channel 0: background, 1: foreground
+
     def sam_frame(self, batch: Batch, images: torch.Tensor, unet_label: torch.Tensor) -> SAMFrame:
         """The batch as SAM sees it: the batch itself, or, with stored embeddings of augmented images, the
         un-augmented images with their ground truth and the U-Net's (gradient-free) prediction of them."""
@@ -97,8 +129,15 @@ class SCSAM(Supervised):
         if batch.labeled_aug_seed is None and batch.unlabeled_aug_seed is None:
             return SAMFrame(images, index, batch.labeled_mask, unet_label)
         raw = self.prepare(load_images(self.data, index, self.rt.device))
-        with torch.no_grad(), self.autocast():
-            raw_label = pseudo_labels.from_unet(self.unet(raw))
+        # a look, not a training pass: eval mode, so dropout is off and the batch norms' running statistics are
+        # updated once per step (by the augmented pass), not twice
+        was_training = self.unet.training
+        self.unet.eval()
+        try:
+            with torch.no_grad(), self.autocast():
+                raw_label = pseudo_labels.from_unet(self.unet(raw))
+        finally:
+            self.unet.train(was_training)
         return SAMFrame(raw, index, load_masks(self.data, batch.labeled_index, self.rt.device), raw_label)
 
     def train_step(self, batch: Batch, step: int) -> dict[str, float]:
@@ -113,28 +152,29 @@ class SCSAM(Supervised):
         prompt_source = frame.unet_label
         if self.cfg.cotrain.labeled_prompts == "gt":
             prompt_source = torch.cat([frame.labeled_mask, frame.unet_label[n_lab:]])
-        points, boxes = self.prompts_for(prompt_source, self.cfg.train.seed * 1_000_003 + step)
-        # 3. SAM from those prompts
+        # 3. SAM from those prompts: two-class logits, background and foreground
         with self.autocast():
-            sam_logits = segment(self.sam, self.embeddings, frame.images, frame.index, points, boxes)
-        sam_label = pseudo_labels.from_sam(sam_logits)[n_lab:]  # SAM's pseudo-labels of the unlabeled images
+            sam_two = self.sam_two_class(
+                frame.images, frame.index, prompt_source, self.cfg.train.seed * 1_000_003 + step
+            )
+        sam_label = pseudo_labels.from_sam(sam_two)[n_lab:]  # SAM's pseudo-labels of the unlabeled images
         if frame.images is not images and batch.unlabeled_aug_seed is not None:
             sam_label = weak_view_masks(sam_label, seed=batch.unlabeled_aug_seed)  # into the U-Net's frame
         # 4. the U-Net learns from the ground truth and from SAM's masks
+        c = self.cfg.cotrain
         unet_logits = unet_logits.float()
-        unet_sup = ce_dice_loss(unet_logits[:n_lab], batch.labeled_mask)
-        unet_pseudo = ce_dice_loss(unet_logits[n_lab:], sam_label)
+        unet_sup = ce_dice_loss(unet_logits[:n_lab], batch.labeled_mask, c.loss_scale)
+        unet_pseudo = ce_dice_loss(unet_logits[n_lab:], sam_label, c.loss_scale)
         w = self.rampup_weight(step)
-        w_unet = self.cfg.cotrain.unet_pseudo_weight * (w if self.cfg.cotrain.unet_rampup else 1.0)
+        w_unet = c.unet_pseudo_weight * (w if c.unet_rampup else 1.0)
         unet_loss = unet_sup + w_unet * unet_pseudo
         ent = torch.zeros((), device=unet_loss.device)
-        if self.cfg.cotrain.entropy:
-            ent = entropy_loss(unet_logits[n_lab:])
+        if c.entropy:
+            ent = entropy_loss(unet_logits if c.entropy_scope == "batch" else unet_logits[n_lab:])
             unet_loss = unet_loss + self.cfg.ssl.entropy_weight * ent
         # 5. SAM learns from the ground truth and, ramped up, from the U-Net's masks
-        sam_two = as_two_class(sam_logits.float())
-        sam_sup = ce_dice_loss(sam_two[:n_lab], frame.labeled_mask)
-        sam_pseudo = ce_dice_loss(sam_two[n_lab:], frame.unet_label[n_lab:])
+        sam_sup = ce_dice_loss(sam_two[:n_lab], frame.labeled_mask, c.loss_scale)
+        sam_pseudo = ce_dice_loss(sam_two[n_lab:], frame.unet_label[n_lab:], c.loss_scale)
         sam_loss = sam_sup + w * sam_pseudo
         # 6. two optimisers
         self.step_optimizer("unet", unet_loss, step)
@@ -163,21 +203,18 @@ class SCSAM(Supervised):
         self, images: torch.Tensor, *, masks: torch.Tensor | None = None, index: np.ndarray | None = None
     ) -> dict[str, torch.Tensor]:
         images = self.prepare(images)
+        seeds = eval_seeds(self.cfg, index, len(images))
         if self.prompt_source == "masks":  # SAM alone, prompted from the given masks
             if masks is None:
                 raise ValueError("prompt_source='masks': pass the masks to prompt SAM from")
-            points, boxes = self.prompts_for(masks, eval_seeds(self.cfg, index, len(images)))
             with self.autocast():
-                logits = segment(self.sam, self.embeddings, images, index, points, boxes)
-            return {"sam": logits.float().sigmoid()[:, 0]}
+                sam_two = self.sam_two_class(images, index, masks, seeds)
+            return {"sam": sam_two.float().softmax(1)[:, 1]}
         with self.autocast():
             unet_logits = self.unet(images)
         unet_prob = unet_logits.float().softmax(1)[:, 1]
-        points, boxes = self.prompts_for((unet_prob > 0.5).long(), eval_seeds(self.cfg, index, len(images)))
         with self.autocast():
-            sam_prob = (
-                segment(self.sam, self.embeddings, images, index, points, boxes).float().sigmoid()[:, 0]
-            )
+            sam_prob = self.sam_two_class(images, index, (unet_prob > 0.5).long(), seeds).softmax(1)[:, 1]
         both = torch.minimum(unet_prob, sam_prob)  # > 0.5 exactly where both say foreground
         return {"unet": unet_prob, "sam": sam_prob, "agreement": both}
 
@@ -192,10 +229,12 @@ class SCSAM(Supervised):
             with self.autocast():
                 unet_prob = self.unet(images).float().softmax(1)[:, 1]
             label = (unet_prob > 0.5).long()
-            points, boxes = self.prompts_for(label, eval_seeds(self.cfg, index, len(images)))
+            seeds = eval_seeds(self.cfg, index, len(images))
+            points, boxes = self.prompts_for(
+                label, seeds
+            )  # the foreground prompts, as sam_two_class samples them
             with self.autocast():
-                logits = segment(self.sam, self.embeddings, images, index, points, boxes)
-                sam_prob = logits.float().sigmoid()[:, 0]
+                sam_prob = self.sam_two_class(images, index, label, seeds).softmax(1)[:, 1]
         finally:
             self.train(was_training)
         out = {

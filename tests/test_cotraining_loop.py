@@ -1,0 +1,254 @@
+"""Tests that fail when the co-training loop is wrong: who teaches whom, what is detached, w(t), the entropy's
+scope, the loss scale, the mean teacher's EMA, and where SC-SAM's test-time prompts come from.
+
+Each one checks a quantity against an independent computation (written out here, not taken from the method's own
+log), so that a mutated loop (a dropped weight, a swapped target, a missing detach) makes it fail.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from scsam_lite import config as C
+from scsam_lite.data import TwoStreamBatches, load_dataset, make_label_split
+from scsam_lite.methods.mean_teacher import MeanTeacher
+from scsam_lite.methods.sc_sam import SCSAM
+from scsam_lite.runtime import setup
+
+
+def _sc_sam(**over):
+    cfg = C.build_config("quick", {"data.augment": "none", **over}, method="sc-sam")
+    data = load_dataset("synthetic-polyp")
+    split = make_label_split(data, 0.05, seed=0, require_unlabeled=True)
+    method = SCSAM(cfg, data, setup(0, "cpu", verbose=False))
+    batches = TwoStreamBatches(data, split, 3, 3, seed=0, device=torch.device("cpu"), augment="none")
+    method.train(True)
+    return method, batches
+
+
+def _capture_losses(method):
+    """Replace the optimiser steps by a record of the loss tensors (graphs kept for autograd.grad)."""
+    losses = {}
+    method.step_optimizer = lambda name, loss, step: losses.__setitem__(name, loss)
+    method.finish_step = lambda: None
+    return losses
+
+
+def _ce_dice(logits: torch.Tensor, target: torch.Tensor, scale: float) -> torch.Tensor:
+    """CE + soft Dice over both classes pooled over the batch, written out independently of losses.py/MONAI."""
+    ce = F.cross_entropy(logits, target)
+    p = logits.softmax(1)
+    onehot = F.one_hot(target, 2).permute(0, 3, 1, 2).float()
+    inter = (p * onehot).sum(dim=(0, 2, 3))
+    denom = p.sum(dim=(0, 2, 3)) + onehot.sum(dim=(0, 2, 3))
+    dice = (1 - (2 * inter + 1e-5) / (denom + 1e-5)).mean()
+    return scale * (ce + dice)
+
+
+def _entropy(logits: torch.Tensor) -> torch.Tensor:
+    p = logits.softmax(1)
+    return (-(p * torch.log(p.clamp_min(1e-8))).sum(1)).mean() / np.log(2)
+
+
+def test_each_loss_gives_the_other_model_no_gradient():
+    """The detach, proved with gradients: SAM's loss never reaches the U-Net's weights, nor the other way round."""
+    method, batches = _sc_sam()
+    losses = _capture_losses(method)
+    method.train_step(batches.batch(0), 0)
+    unet_params = list(method.unet.parameters())
+    sam_params = [p for p in method.sam.parameters() if p.requires_grad]
+    for grad in torch.autograd.grad(losses["sam"], unet_params, allow_unused=True, retain_graph=True):
+        assert grad is None or not grad.abs().any()
+    for grad in torch.autograd.grad(losses["unet"], sam_params, allow_unused=True, retain_graph=True):
+        assert grad is None or not grad.abs().any()
+    # and each loss does reach its own model
+    assert any(
+        g is not None and g.abs().any()
+        for g in torch.autograd.grad(losses["unet"], unet_params, allow_unused=True, retain_graph=True)
+    )
+    assert any(
+        g is not None and g.abs().any()
+        for g in torch.autograd.grad(losses["sam"], sam_params, allow_unused=True)
+    )
+
+
+class _Constant(torch.nn.Module):
+    """A 'U-Net' that says foreground everywhere, with a trainable bias so the loss has a graph."""
+
+    def __init__(self, h: int, w: int) -> None:
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.tensor([-2.0, 2.0]))
+        self.hw = (h, w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bias.view(1, 2, 1, 1).expand(len(x), 2, *self.hw) + 0 * x[:, :1]
+
+
+def test_sams_masks_teach_the_unet_and_the_unets_masks_teach_sam(monkeypatch):
+    """The models disagree everywhere on known images: the U-Net says all foreground, SAM all background. The
+    U-Net's pseudo-target must then be all background (SAM's), SAM's all foreground (the U-Net's)."""
+    import scsam_lite.methods.sc_sam as module
+
+    method, batches = _sc_sam()
+    batch = batches.batch(0)
+    h, w = batch.labeled_mask.shape[-2:]
+    method.models["unet"] = method.unet = _Constant(h, w)
+    monkeypatch.setattr(
+        module, "segment", lambda model, emb, images, *a, **k: torch.full((len(images), 1, h, w), -4.0)
+    )
+    targets = []
+    real = module.ce_dice_loss
+
+    def spy(logits, target, scale=0.5):
+        targets.append(target.clone())
+        return real(logits, target, scale)
+
+    monkeypatch.setattr(module, "ce_dice_loss", spy)
+    _capture_losses(method)
+    out = method.train_step(batch, 0)
+    unet_sup, unet_pseudo, sam_sup, sam_pseudo = targets
+    assert torch.equal(unet_sup, batch.labeled_mask) and torch.equal(sam_sup, batch.labeled_mask)
+    assert not unet_pseudo.any(), "the U-Net learns SAM's (all background) mask"
+    assert unet_pseudo.shape[0] == len(batch.unlabeled_image)
+    assert sam_pseudo.all(), "SAM learns the U-Net's (all foreground) mask"
+    assert out["pseudo_agreement"] == 0.0
+
+
+@pytest.mark.parametrize("scale", [0.5, 1.0])
+def test_sams_loss_is_sup_plus_w_times_pseudo_at_two_steps(scale, monkeypatch):
+    """loss_sam = sup + w(t) * pseudo with w from the ramp-up formula, recomputed here from SAM's logits."""
+    import scsam_lite.methods.sc_sam as module
+
+    seen = {}
+    real = module.SCSAM.sam_two_class
+
+    def spy(self, images, index, masks, seed):
+        seen["logits"] = real(self, images, index, masks, seed)
+        seen["prompt_masks"] = masks.clone()
+        return seen["logits"]
+
+    monkeypatch.setattr(module.SCSAM, "sam_two_class", spy)
+    for step in (0, 150):
+        method, batches = _sc_sam(**{"cotrain.loss_scale": scale, "cotrain.rampup_length": 300})
+        losses = _capture_losses(method)
+        batch = batches.batch(step)
+        out = method.train_step(batch, step)
+        n = len(batch.labeled_image)
+        w = float(np.exp(-5.0 * (1 - step / 300) ** 2))
+        logits = seen["logits"].detach()
+        unet_label = seen["prompt_masks"]  # the U-Net's hard mask (labeled prompts come from the U-Net)
+        expected = _ce_dice(logits[:n], batch.labeled_mask, scale) + w * _ce_dice(
+            logits[n:], unet_label[n:], scale
+        )
+        assert out["w_sam_pseudo"] == pytest.approx(w, rel=1e-6)
+        assert losses["sam"].item() == pytest.approx(expected.item(), rel=1e-4)
+
+
+@pytest.mark.parametrize("scope", ["unlabeled", "batch"])
+def test_the_entropy_covers_what_its_scope_says(scope, monkeypatch):
+    import scsam_lite.methods.sc_sam as module
+
+    seen = []
+    real = module.entropy_loss
+    monkeypatch.setattr(module, "entropy_loss", lambda logits: seen.append(logits.detach()) or real(logits))
+    method, batches = _sc_sam(**{"cotrain.entropy_scope": scope})
+    _capture_losses(method)
+    batch = batches.batch(0)
+    out = method.train_step(batch, 0)
+    n_lab, n_unl = len(batch.labeled_image), len(batch.unlabeled_image)
+    assert seen[0].shape[0] == (n_unl if scope == "unlabeled" else n_lab + n_unl)
+    assert out["loss_entropy"] == pytest.approx(_entropy(seen[0]).item(), rel=1e-5)
+
+
+def test_two_pass_output_is_a_softmax_over_background_and_foreground_decodes(monkeypatch):
+    """The reference's SAM output: the background decoded from points whose positives lie in the background."""
+    import scsam_lite.methods.sc_sam as module
+
+    method, batches = _sc_sam(**{"cotrain.sam_output": "two-pass"})
+    batch = batches.batch(0)
+    images = torch.cat([batch.labeled_image, batch.unlabeled_image])
+    masks = torch.cat([batch.labeled_mask, batch.labeled_mask[:0], batch.labeled_mask])[: len(images)]
+    calls = []
+    real = module.segment
+
+    def spy(model, emb, imgs, index, points, boxes):
+        calls.append(points)
+        return real(model, emb, imgs, index, points, boxes)
+
+    monkeypatch.setattr(module, "segment", spy)
+    with torch.no_grad():
+        two = method.sam_two_class(images, None, masks, 7)
+    assert two.shape == (len(images), 2, *images.shape[-2:]) and len(calls) == 1
+    pts = calls[0]
+    b = len(images)
+    for i in range(b):  # first half: background prompts (positives off the mask), second: foreground prompts
+        for half, inside in ((0, 0), (1, 1)):
+            coords, labels = pts.coords[half * b + i], pts.labels[half * b + i]
+            for (x, y), lab in zip(coords.tolist(), labels.tolist(), strict=True):
+                if lab == 1:
+                    assert masks[i, int(y), int(x)].item() == inside
+    one, _ = _sc_sam()
+    with torch.no_grad():
+        single = one.sam_two_class(images, None, masks, 7)
+    assert torch.equal(single[:, 0], torch.zeros_like(single[:, 0]))  # one-pass: [0, l]
+
+
+def test_sc_sams_test_prompts_come_from_its_unet_not_the_masks_passed_in(monkeypatch):
+    method, batches = _sc_sam()
+    method.train(False)
+    batch = batches.batch(0)
+    seen = []
+    real = method.prompts_for
+    monkeypatch.setattr(
+        method, "prompts_for", lambda masks, seed: seen.append(masks.clone()) or real(masks, seed)
+    )
+    truth = batch.labeled_mask
+    with torch.no_grad():
+        out = method.predict(batch.labeled_image, masks=truth, index=batch.labeled_index)
+    assert torch.equal(seen[0], (out["unet"] > 0.5).long())
+    assert not torch.equal(seen[0], truth)  # an untrained U-Net is not the ground truth
+
+
+def test_the_mean_teacher_is_an_ema_of_the_student():
+    """After a step the teacher equals alpha * its old weights + (1 - alpha) * the student's new ones, with SSL4MIS's
+    alpha = min(1 - 1/(step + 1), ema_decay); an EMA stuck at alpha = 1 (a teacher that never moves) fails."""
+    cfg = C.build_config("quick", {"ssl.ema_decay": 0.99}, method="mean-teacher")
+    data = load_dataset("synthetic-polyp")
+    split = make_label_split(data, 0.05, seed=0, require_unlabeled=True)
+    method = MeanTeacher(cfg, data, setup(0, "cpu", verbose=False))
+    batches = TwoStreamBatches(data, split, 3, 3, seed=0, device=torch.device("cpu"))
+    method.train(True)
+    for step in (0, 5, 500):
+        old = [t.detach().clone() for t in method.teacher.parameters()]
+        method.train_step(batches.batch(step), step)
+        alpha = min(1 - 1 / (step + 1), 0.99)
+        moved = False
+        for t, o, s in zip(method.teacher.parameters(), old, method.unet.parameters(), strict=True):
+            torch.testing.assert_close(t, alpha * o + (1 - alpha) * s.detach(), rtol=1e-5, atol=1e-6)
+            moved |= not torch.equal(t, o)
+        assert moved, f"the teacher did not move at step {step}"
+
+
+def test_the_paper_preset_is_the_reference_step_and_trains_end_to_end(tmp_path):
+    from scsam_lite.trainer import train
+
+    paper = C.build_config("paper").cotrain
+    assert (paper.sam_output, paper.loss_scale, paper.entropy_scope) == ("two-pass", 1.0, "batch")
+    quick = C.build_config("quick").cotrain
+    assert (quick.sam_output, quick.loss_scale, quick.entropy_scope) == ("one-pass", 0.5, "unlabeled")
+    with pytest.raises(Exception, match="sam_output"):
+        C.build_config("quick", {"cotrain.sam_output": "three-pass"})
+    reference_step = {
+        "cotrain.sam_output": "two-pass",
+        "cotrain.loss_scale": 1.0,
+        "cotrain.entropy_scope": "batch",
+    }
+    cfg = C.build_config(
+        "quick", {"train.iterations": 4, "train.val_every": 2, **reference_step}, method="sc-sam"
+    )
+    res = train(cfg, tmp_path / "run", verbose=False)
+    assert set(res.metrics) == {"unet", "sam", "agreement"}
+    assert all(0.0 <= m["dice"] <= 1.0 for m in res.metrics.values())
