@@ -84,6 +84,9 @@ class GeneralistConfig:
     compile: bool = False  # torch.compile the image encoder (GPU; the first steps are slow)
     # the mask decoder without work whose result is unused (generalist/fast_decoder.py; same masks up to float order)
     fast_decoder: bool = True
+    # pixel normalisation before the encoder: model (the generalist's own: ImageNet statistics for SAM, none for
+    # LiteMedSAM) | none (raw [0, 1] intensities, as the reference feeds grey MRI to SAM)
+    pixel_norm: str = "model"
     # embed every image once with the frozen encoder and train the prompt encoder and decoder on the stored
     # embeddings (needs peft=none; SAM then sees un-augmented images): SAM on real data on a CPU
     embedding_cache: bool = False
@@ -128,6 +131,9 @@ class CoTrainConfig:
     loss_scale: float = 0.5
     # the images whose U-Net entropy is minimised: unlabeled | batch (the reference: labeled and unlabeled)
     entropy_scope: str = "unlabeled"
+    # the weights tested: joint (both models from the step where SAM's validation Dice was best) | separate (the
+    # reference: the best SAM, prompted by the U-Net from the step where the U-Net's own validation Dice was best)
+    checkpoints: str = "joint"
 
 
 @dataclass
@@ -221,6 +227,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "cotrain.sam_output": "two-pass",
         "cotrain.loss_scale": 1.0,
         "cotrain.entropy_scope": "batch",
+        "cotrain.checkpoints": "separate",
     },
 }
 
@@ -363,10 +370,12 @@ def validate(cfg: Config) -> None:
     for key, value, allowed in (
         ("generalist.rel_pos", g.rel_pos, ("interpolate", "drop")),
         ("generalist.peft", g.peft, ("adapter", "lora", "none")),
+        ("generalist.pixel_norm", g.pixel_norm, ("model", "none")),
         ("prompts.kind", p.kind, ("points", "box", "points+box")),
         ("cotrain.labeled_prompts", cfg.cotrain.labeled_prompts, ("unet", "gt")),
         ("cotrain.sam_output", cfg.cotrain.sam_output, ("one-pass", "two-pass")),
         ("cotrain.entropy_scope", cfg.cotrain.entropy_scope, ("unlabeled", "batch")),
+        ("cotrain.checkpoints", cfg.cotrain.checkpoints, ("joint", "separate")),
     ):
         if value not in allowed:
             raise unknown_name(key, value, list(allowed))

@@ -135,6 +135,10 @@ class RunDir:
     last_path = property(lambda self: self.checkpoint_dir / "last.pt")
     best_path = property(lambda self: self.checkpoint_dir / "best.pt")
 
+    def best_model_path(self, model: str) -> Path:
+        """The checkpoint of one model chosen on its own validation Dice (``cotrain.checkpoints=separate``)."""
+        return self.checkpoint_dir / f"best_{model}.pt"
+
     @classmethod
     def open(cls, path: str | os.PathLike, *, resume: bool) -> RunDir:
         """A run directory ready to write. Without ``resume``, a directory that already holds a run is an error."""

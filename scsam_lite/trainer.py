@@ -28,6 +28,7 @@ from .errors import TrainingError
 from .evaluation import evaluate_items, summarize_items, validate
 from .generalist.embedding_cache import run_items
 from .methods import METHODS, Method
+from .methods.base import load_model_state, model_state
 from .paths import results_registry, runs_dir
 from .progress import use_bar
 from .runs import (
@@ -192,10 +193,12 @@ def train(
                 print(format_trainable_table(trainable_table(model)))
 
     step, best_val, best_step, elapsed = 0, -1.0, 0, 0.0
+    best_own: dict[str, tuple[float, int]] = {m: (-1.0, 0) for m in method.separately_selected()}
     if resuming:
         state = load_checkpoint(run.last_path, map_location=rt.device)
         method.load_state_dict(state["method"])
         step, best_val, best_step = state["step"], state["best_val"], state["best_step"]
+        best_own.update({m: tuple(v) for m, v in state.get("best_own", {}).items() if m in best_own})
         elapsed = state.get("elapsed_s", 0.0)
         _set_rng_state(state["rng"])
         run.truncate_history(step)
@@ -240,6 +243,15 @@ def train(
                 if score >= best_val:  # ties go to the later, longer-trained checkpoint
                     best_val, best_step = score, step
                     save_checkpoint(run.best_path, {"method": method.state_dict(), "step": step, "val": val})
+                for name, (own_val, _) in best_own.items():  # models chosen on their own validation Dice
+                    if val[name] >= own_val:
+                        best_own[name] = (val[name], step)
+                        own_state = {
+                            "models": {name: model_state(method.models[name])},
+                            "step": step,
+                            "val": val,
+                        }
+                        save_checkpoint(run.best_model_path(name), own_state)
                 now = elapsed + time.perf_counter() - t_loop
                 lr = next(iter(method.optimizers.values())).param_groups[0]["lr"]
                 record = {"step": step, "time_s": round(now, 2), "lr": lr, **losses, "val_dice": val}
@@ -251,6 +263,7 @@ def train(
                         "step": step,
                         "best_val": best_val,
                         "best_step": best_step,
+                        "best_own": {m: list(v) for m, v in best_own.items()},
                         "elapsed_s": now,
                         "rng": _rng_state(),
                     },
@@ -270,9 +283,7 @@ def train(
     wall = elapsed + time.perf_counter() - t_loop
     metrics: dict[str, dict[str, float]] = {}
     if step >= total:
-        method.load_state_dict(
-            load_checkpoint(run.best_path, map_location=rt.device)["method"], models_only=True
-        )
+        load_best(method, run, rt.device)
         if already_finished:
             metrics = read_json(run.metrics_path)
             return TrainResult(run.path, metrics, best_step, best_val, wall, method, data, split)
@@ -293,6 +304,7 @@ def train(
                 "seed": cfg.train.seed,
                 "iterations": total,
                 "best_step": best_step,
+                **{f"best_step_{m}": v[1] for m, v in best_own.items()},
                 "val_dice": best_val,
                 "metrics": metrics,
                 "device": rt.gpu_name or str(rt.device),
@@ -305,6 +317,14 @@ def train(
         if verbose:
             print(format_metrics(metrics, f"test metrics (best step {best_step}, val dice {best_val:.4f})"))
     return TrainResult(run.path, metrics, best_step, best_val, wall, method, data, split)
+
+
+def load_best(method: Method, run: RunDir, device: torch.device | str) -> None:
+    """The weights a run is tested with: ``best.pt``, then each separately selected model's own best."""
+    method.load_state_dict(load_checkpoint(run.best_path, map_location=device)["method"], models_only=True)
+    for name in method.separately_selected():
+        state = load_checkpoint(run.best_model_path(name), map_location=device)
+        load_model_state(method.models[name], state["models"][name])
 
 
 def _prober(method: Method, data: SegData, split: LabelSplit, run: RunDir, cfg: C.Config):
@@ -361,9 +381,11 @@ def load_run(
     )
     method = method_cls(cfg, data, rt)
     path = run.best_path if checkpoint == "best" else run.last_path
-    state = load_checkpoint(path, map_location=rt.device)
     try:
-        method.load_state_dict(state["method"], models_only=True)
+        if checkpoint == "best":
+            load_best(method, run, rt.device)
+        else:
+            method.load_state_dict(load_checkpoint(path, map_location=rt.device)["method"], models_only=True)
     except (KeyError, RuntimeError) as exc:
         from .errors import CheckpointError
 

@@ -252,3 +252,35 @@ def test_the_paper_preset_is_the_reference_step_and_trains_end_to_end(tmp_path):
     res = train(cfg, tmp_path / "run", verbose=False)
     assert set(res.metrics) == {"unet", "sam", "agreement"}
     assert all(0.0 <= m["dice"] <= 1.0 for m in res.metrics.values())
+
+
+@pytest.mark.parametrize("mode", ["joint", "separate"])
+def test_tested_weights_come_from_the_chosen_checkpoints(mode, tmp_path):
+    """separate (the reference): the U-Net tested is the one from its own best validation step; joint: SAM's."""
+    from scsam_lite.runs import RunDir, load_checkpoint, read_results
+    from scsam_lite.trainer import load_run, train
+
+    over = {
+        "train.iterations": 6,
+        "train.val_every": 2,
+        "cotrain.checkpoints": mode,
+        "cotrain.probe_images": 0,
+    }
+    res = train(C.build_config("quick", over, method="sc-sam"), tmp_path / "run", verbose=False)
+    run = RunDir(tmp_path / "run")
+    own = run.best_model_path("unet")
+    assert own.is_file() == (mode == "separate")
+    expected = load_checkpoint(own if mode == "separate" else run.best_path)
+    unet_state = expected["models"]["unet"] if mode == "separate" else expected["method"]["models"]["unet"]
+    for name, value in res.method.unet.state_dict().items():
+        assert torch.equal(value, unet_state[name]), name
+    history = run.history()
+    best_unet_step = max(history, key=lambda r: (r["val_dice"]["unet"], r["step"]))["step"]
+    row = read_results(tmp_path / "results.jsonl")[-1]
+    if mode == "separate":
+        assert row["best_step_unet"] == best_unet_step == load_checkpoint(own)["step"]
+    else:
+        assert "best_step_unet" not in row
+    method, _, _ = load_run(tmp_path / "run")  # `scsam-lite evaluate` tests the same weights
+    for name, value in method.unet.state_dict().items():
+        assert torch.equal(value, unet_state[name]), name

@@ -199,3 +199,17 @@ def test_lite_medsam_zero_shot_box_segments_a_synthetic_polyp():
         prob = g(images, None, boxes_from_masks(masks)).sigmoid()[:, 0].numpy()
     dice = dice_scores((prob > 0.5).astype(np.uint8), d.masks[idx])
     assert dice.mean() > 0.8, dice
+
+
+def test_pixel_norm_none_feeds_raw_intensities():
+    """The reference feeds grey MRI to SAM as raw [0, 1]; ours normalises with SAM's ImageNet statistics by default."""
+    from scsam_lite import config as C
+    from scsam_lite.generalist import generalist_from_config
+
+    images = torch.rand(2, 1, 64, 64)
+    own = generalist_from_config(C.build_config("quick").generalist)
+    raw = generalist_from_config(C.build_config("quick", {"generalist.pixel_norm": "none"}).generalist)
+    assert torch.equal(raw.preprocess(images), images.expand(-1, 3, -1, -1))
+    assert not torch.allclose(own.preprocess(images), images.expand(-1, 3, -1, -1))
+    with pytest.raises(ConfigError):
+        C.build_config("quick", {"generalist.pixel_norm": "imagenet-ish"})

@@ -45,6 +45,9 @@ def generalist_from_config(gcfg, *, peft: bool = True) -> Generalist:  # gcfg: c
     model = build_generalist(
         gcfg.name, pretrained=gcfg.pretrained, checkpoint=gcfg.checkpoint, rel_pos=gcfg.rel_pos, **size
     )
+    if gcfg.pixel_norm == "none":  # raw [0, 1] intensities into the encoder
+        model.pixel_mean.zero_()
+        model.pixel_std.fill_(1.0)
     if not peft:
         return model
     if gcfg.peft == "adapter":

@@ -27,6 +27,11 @@ class Method:
     #: the model whose validation Dice picks ``best.pt``
     selection_model: str = "unet"
 
+    def separately_selected(self) -> list[str]:
+        """Models whose test-time weights come from their own best validation step (``best_<name>.pt``) rather
+        than from ``best.pt``; none by default."""
+        return []
+
     def __init__(self, cfg: Config, data: SegData, rt: Runtime) -> None:
         self.cfg, self.data, self.rt = cfg, data, rt
         self.models: dict[str, nn.Module] = {}

@@ -80,6 +80,10 @@ class SCSAM(Supervised):
         #: stored image embeddings (``generalist.embedding_cache``), or None: the encoder runs every step
         self.embeddings = embeddings_for_run(cfg, data, self.sam, rt.device)
 
+    def separately_selected(self) -> list[str]:
+        """``cotrain.checkpoints=separate`` (the reference): the U-Net tested is its own best, not SAM's best step's."""
+        return ["unet"] if self.cfg.cotrain.checkpoints == "separate" else []
+
     # -- the pieces of a step, public so notebook 04 can unroll one step cell by cell ----------------------------
     def rampup_weight(self, step: int) -> float:
         """w(t): how much SAM's loss on the U-Net's pseudo-labels counts at ``step``."""
