@@ -134,6 +134,9 @@ class CoTrainConfig:
     # the weights tested: joint (both models from the step where SAM's validation Dice was best) | separate (the
     # reference: the best SAM, prompted by the U-Net from the step where the U-Net's own validation Dice was best)
     checkpoints: str = "joint"
+    # the unlabeled images' view: weak (the batch's geometric augmentation, as the labeled ones) | strong (also the
+    # photometric strong view of data/augment.py, as the reference gives its unlabeled stream a strong view)
+    unlabeled_view: str = "weak"
 
 
 @dataclass
@@ -228,6 +231,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "cotrain.loss_scale": 1.0,
         "cotrain.entropy_scope": "batch",
         "cotrain.checkpoints": "separate",
+        "cotrain.unlabeled_view": "strong",
     },
 }
 
@@ -376,6 +380,7 @@ def validate(cfg: Config) -> None:
         ("cotrain.sam_output", cfg.cotrain.sam_output, ("one-pass", "two-pass")),
         ("cotrain.entropy_scope", cfg.cotrain.entropy_scope, ("unlabeled", "batch")),
         ("cotrain.checkpoints", cfg.cotrain.checkpoints, ("joint", "separate")),
+        ("cotrain.unlabeled_view", cfg.cotrain.unlabeled_view, ("weak", "strong")),
     ):
         if value not in allowed:
             raise unknown_name(key, value, list(allowed))

@@ -284,3 +284,18 @@ def test_tested_weights_come_from_the_chosen_checkpoints(mode, tmp_path):
     method, _, _ = load_run(tmp_path / "run")  # `scsam-lite evaluate` tests the same weights
     for name, value in method.unet.state_dict().items():
         assert torch.equal(value, unet_state[name]), name
+
+
+@pytest.mark.parametrize("view", ["weak", "strong"])
+def test_the_unlabeled_view_reaches_the_unet_and_leaves_the_labeled_images_alone(view, monkeypatch):
+    method, batches = _sc_sam(**{"cotrain.unlabeled_view": view})
+    batch = batches.batch(3)
+    seen = []
+    real = method.unet.forward
+    monkeypatch.setattr(method.unet, "forward", lambda x: seen.append(x.detach().clone()) or real(x))
+    _capture_losses(method)
+    method.train_step(batch, 3)
+    n = len(batch.labeled_image)
+    first = seen[0]
+    assert torch.allclose(first[:n], batch.labeled_image)
+    assert torch.allclose(first[n:], batch.unlabeled_image) == (view == "weak")

@@ -38,7 +38,7 @@ import torch
 from .. import pseudo_labels
 from ..config import Config
 from ..data import Batch, SegData
-from ..data.augment import weak_view_masks
+from ..data.augment import strong_view, weak_view_masks
 from ..data.batches import load_images, load_masks
 from ..generalist import Generalist, as_two_class, generalist_from_config
 from ..generalist.embedding_cache import embeddings_for_run, segment
@@ -146,7 +146,12 @@ class SCSAM(Supervised):
 
     def train_step(self, batch: Batch, step: int) -> dict[str, float]:
         n_lab = len(batch.labeled_image)
-        images = self.prepare(torch.cat([batch.labeled_image, batch.unlabeled_image]))
+        unlabeled = batch.unlabeled_image
+        if (
+            self.cfg.cotrain.unlabeled_view == "strong"
+        ):  # photometric only: pixels (and pseudo-labels) stay aligned
+            unlabeled = strong_view(unlabeled, seed=self.cfg.train.seed * 1_000_003 + step)
+        images = self.prepare(torch.cat([batch.labeled_image, unlabeled]))
         # 1. the U-Net on every image
         with self.autocast():
             unet_logits = self.unet(images)
