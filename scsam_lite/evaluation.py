@@ -78,20 +78,31 @@ def evaluate_items(
     split: str = "test",
     batch_size: int = 32,
     prompt_masks: np.ndarray | None = None,
+    unit: str = "item",
 ) -> dict[str, list[dict]]:
     """Dice, IoU, HD95 and ASD per model, one row per image (2D) or volume (3D), each named by its ``"item"``.
 
     Kept per item so two runs scored on the same split can be compared image by image
     (:mod:`scsam_lite.compare`); :func:`evaluate` averages these rows. ``prompt_masks``: see
-    :func:`predict_probabilities` (``peft-sam`` prompted by a U-Net instead of the truth).
+    :func:`predict_probabilities` (``peft-sam`` prompted by a U-Net instead of the truth). ``unit="slice"``
+    scores a volumetric dataset slice by slice in 2D (as the reference scores PROMISE12; rows named by slice).
     """
+    preds = predict_split(method, data, data.splits[split], batch_size, prompt_masks)
+    return score_items(preds, data, split, unit)
+
+
+def score_items(
+    preds: dict[str, np.ndarray], data: SegData, split: str, unit: str = "item"
+) -> dict[str, list[dict]]:
+    """The rows of :func:`evaluate_items` for hard predictions ``preds`` of ``split`` (one prediction, two units)."""
+    if unit not in ("item", "slice"):
+        raise ValueError(f"unit must be 'item' or 'slice', not {unit!r}")
     idx = data.splits[split]
-    preds = predict_split(method, data, idx, batch_size, prompt_masks)
     gts = data.masks[idx]
     results: dict[str, list[dict]] = {}
     for name, p in preds.items():
         rows = []
-        if data.is_volumetric:
+        if data.is_volumetric and unit == "item":
             for case, case_idx in data.split_cases(split).items():
                 pos = np.searchsorted(idx, case_idx)
                 sy, sx = data.spacing[case_idx[0]]

@@ -131,6 +131,9 @@ class RunDir:
     history_path = property(lambda self: self.path / "history.jsonl")
     metrics_path = property(lambda self: self.path / "metrics.json")
     items_path = property(lambda self: self.path / "metrics_items.csv")
+    #: volumetric datasets: the same test predictions scored slice by slice in 2D, as the reference scores them
+    slices_metrics_path = property(lambda self: self.path / "metrics_slices.json")
+    slices_items_path = property(lambda self: self.path / "metrics_slices_items.csv")
     checkpoint_dir = property(lambda self: self.path / "checkpoints")
     last_path = property(lambda self: self.checkpoint_dir / "last.pt")
     best_path = property(lambda self: self.checkpoint_dir / "best.pt")

@@ -25,7 +25,7 @@ from . import config as C
 from .data import LabelSplit, SegData, TwoStreamBatches, load_dataset, make_label_split
 from .data.batches import load_images
 from .errors import TrainingError
-from .evaluation import evaluate_items, summarize_items, validate
+from .evaluation import predict_split, score_items, summarize_items, validate
 from .generalist.embedding_cache import run_items
 from .methods import METHODS, Method
 from .methods.base import load_model_state, model_state
@@ -287,8 +287,13 @@ def train(
         if already_finished:
             metrics = read_json(run.metrics_path)
             return TrainResult(run.path, metrics, best_step, best_val, wall, method, data, split)
-        items = evaluate_items(method, data, "test", cfg.train.eval_batch_size)
+        preds = predict_split(method, data, data.splits["test"], cfg.train.eval_batch_size)
+        items = score_items(preds, data, "test")
         metrics = summarize_items(items)
+        if data.is_volumetric:  # also slice by slice in 2D, to be put next to the reference's numbers
+            slices = score_items(preds, data, "test", unit="slice")
+            write_item_metrics(run.slices_items_path, slices)
+            write_json(run.slices_metrics_path, summarize_items(slices))
         write_item_metrics(run.items_path, items)
         write_json(run.metrics_path, metrics)
         append_result(

@@ -153,3 +153,24 @@ def test_a_finished_run_is_reused_not_retrained(tmp_path, capsys):
     assert again.metrics == first.metrics
     assert (tmp_path / "run" / "checkpoints" / "best.pt").stat().st_mtime_ns == stamp
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 1  # no duplicate registry row
+
+
+def test_volumes_are_also_scored_slice_by_slice(tmp_path):
+    """PROMISE12-like data: metrics.json per volume (mm), metrics_slices.json per 2D slice (the reference's unit)."""
+    from scsam_lite import config as C
+    from scsam_lite.metrics import summarize
+    from scsam_lite.runs import read_item_metrics, read_json
+
+    cfg = C.build_config(
+        "quick",
+        {"data.dataset": "synthetic-prostate", "train.iterations": 2, "train.val_every": 2},
+        method="unet",
+    )
+    res = train(cfg, tmp_path / "run", verbose=False)
+    test = res.data.splits["test"]
+    slices = read_item_metrics(tmp_path / "run" / "metrics_slices_items.csv")["unet"]
+    volumes = read_item_metrics(tmp_path / "run" / "metrics_items.csv")["unet"]
+    assert len(slices) == len(test) and set(slices) == {res.data.ids[i] for i in test}
+    assert len(volumes) == len(res.data.split_cases("test")) < len(slices)
+    summary = read_json(tmp_path / "run" / "metrics_slices.json")["unet"]
+    assert summary["dice"] == pytest.approx(summarize(list(slices.values()))["dice"], abs=1e-4)
