@@ -73,3 +73,36 @@ def test_wrong_layout(tmp_path):
     with pytest.raises(DataError, match="expected Original/\\*.tif") as err:
         load_dataset("cvc-clinicdb", root=tmp_path, resolution=32)
     assert "Original/" in str(err.value)
+
+
+def test_official_frames_tagged_black_is_zero_are_read_as_rgb(tmp_path):
+    """CVC-ClinicDB's official Original/*.tif: 384 x 288, three 8-bit samples, PhotometricInterpretation
+    BlackIsZero, uncompressed. Pillow cannot identify such a file; tifffile reads it (tested on exactly that
+    header, written here)."""
+    import tifffile
+
+    folder = fakes.write_cvc(tmp_path, 3)
+    image, mask = fakes.ellipse_pair(1, 384, 288)
+    frame = folder / "Original" / "2.tif"
+    tifffile.imwrite(frame, image, photometric="minisblack", planarconfig="contig", compression=None)
+    Image.fromarray(mask).resize((384, 288)).save(folder / "Ground Truth" / "2.tif")
+    page = tifffile.TiffFile(frame).pages[0]
+    assert (page.photometric, page.samplesperpixel, page.bitspersample, page.compression) == (1, 3, 8, 1)
+    with pytest.raises(OSError):  # Pillow: cannot identify image file (why TIFFs are read with tifffile)
+        Image.open(frame).load()
+    d = load_dataset("cvc-clinicdb", root=tmp_path, resolution=32)
+    got = d.images[d.ids.index("2")]
+    expected = np.asarray(Image.fromarray(image).resize((32, 32), Image.BILINEAR))
+    assert got.shape == (32, 32, 3) and np.abs(got.astype(int) - expected).max() <= 1
+
+
+def test_sixteen_bit_images_are_scaled_not_saturated(tmp_path):
+    folder = fakes.write_cvc(tmp_path, 3, fmt="png")
+    image, _ = fakes.ellipse_pair(2, 48, 36, channels=1)
+    grey = image if image.ndim == 2 else image[..., 0]
+    Image.fromarray(grey.astype(np.uint16) * 257).save(folder / "Original" / "1.png")  # 16-bit PNG, "I;16"
+    assert Image.open(folder / "Original" / "1.png").mode.startswith("I")
+    d = load_dataset("cvc-clinicdb", root=tmp_path, resolution=32)
+    got = d.images[d.ids.index("1")].astype(float).mean()
+    expected = np.asarray(Image.fromarray(grey).resize((32, 32), Image.BILINEAR)).astype(float).mean()
+    assert got == pytest.approx(expected, abs=2)  # not ~255

@@ -156,3 +156,40 @@ def test_real_copy():
     assert {d.ids[i] for i in d.splits["test"]} == set(TEST_IDS)
     again = load_dataset("kvasir-seg", root=REAL, resolution=64)
     assert again.info["cache"] == "hit"
+
+
+def test_jpeg_masks_saved_as_0_1_are_read_and_all_empty_masks_are_an_error(tmp_path, monkeypatch):
+    """0/1 masks in JPEG were read as empty (threshold 127) and scored a perfect Dice: any two-level mask works,
+    and a dataset whose masks are all empty is an error naming the folder."""
+    from PIL import Image
+
+    from scsam_lite.data import fakes, load_dataset
+    from scsam_lite.errors import DataError
+
+    monkeypatch.delenv("SCSAM_DATA_ROOT", raising=False)
+    monkeypatch.setenv("SCSAM_CACHE_DIR", str(tmp_path / "cache"))
+    ids = [f"img{i}" for i in range(4)]
+    folder = fakes.write_kvasir(tmp_path, ids)
+    for i in ids:  # the same masks, saved 0/1
+        m = np.asarray(Image.open(folder / "masks" / f"{i}.jpg").convert("L"))
+        Image.fromarray((m > 127).astype(np.uint8)).save(folder / "masks" / f"{i}.jpg", quality=90)
+    d = load_dataset("kvasir-seg", root=tmp_path, resolution=32, split="random")
+    assert d.masks.any(axis=(1, 2)).all()
+    for i in ids:  # now truly empty
+        Image.fromarray(np.zeros((32, 40), np.uint8)).save(folder / "masks" / f"{i}.jpg")
+    with pytest.raises(DataError, match="every mask read from .* is empty"):
+        load_dataset("kvasir-seg", root=tmp_path, resolution=32, split="random")
+
+
+def test_a_mask_whose_foreground_vanishes_in_thresholding_is_an_error():
+    from scsam_lite.data.preprocess import binarize_mask
+
+    mask = np.zeros((100, 100), np.uint8)
+    mask[10:20, 10:20] = 110  # a grey foreground on 1% of the pixels, plus one bright compression speck
+    mask[50, 50] = 200
+    with pytest.raises(DataError, match="vanished") as err:
+        binarize_mask(mask, "m.jpg", lossy=True)
+    assert "mask_threshold" in err.value.fix
+    assert binarize_mask(mask, "m.jpg", lossy=True, threshold=50)[15, 15] == 1
+    dark = (mask > 0).astype(np.uint8)  # 0/1
+    assert binarize_mask(dark, "m.jpg", lossy=True)[10:20, 10:20].all()

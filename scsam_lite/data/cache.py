@@ -29,7 +29,7 @@ from .. import paths
 from ..errors import DataError
 
 #: Bump when the preprocessing changes in a way that alters the cached arrays: every cache goes stale.
-PREPROCESS_VERSION = 1
+PREPROCESS_VERSION = 2  # 2: two-level dark JPEG masks, 16-bit images scaled, TIFFs through tifffile
 
 
 @dataclass

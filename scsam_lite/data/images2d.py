@@ -69,18 +69,56 @@ def pair_files(image_dir: Path, mask_dir: Path, suffixes: tuple[str, ...]) -> li
     return [(stem, images[stem], masks[stem]) for stem in sorted(images, key=natural_key)]
 
 
+TIFF = (".tif", ".tiff")
+
+
+def to_8bit(array: np.ndarray) -> np.ndarray:
+    """Pixel values as uint8: 16-bit (and other integer) images scaled from their type's range, floats from
+    [0, 1] (or their own maximum when above 1); never clipped (a 16-bit image clipped to 255 is all white)."""
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == bool:
+        return array.astype(np.uint8) * 255
+    if np.issubdtype(array.dtype, np.integer):
+        top = float(np.iinfo(array.dtype).max) if array.max(initial=0) > 255 else 255.0
+        return np.round(np.clip(array, 0, None) / top * 255).astype(np.uint8)
+    top = max(1.0, float(np.nanmax(array, initial=0.0)))
+    return np.round(np.clip(np.nan_to_num(array), 0, None) / top * 255).astype(np.uint8)
+
+
+def _read_tiff(path: Path) -> Image.Image:
+    """A TIFF through tifffile: medical TIFFs (e.g. CVC-ClinicDB's RGB frames tagged BlackIsZero) that Pillow
+    cannot identify, and 16-bit ones, which it would saturate."""
+    import tifffile
+
+    array = tifffile.imread(path)
+    if array.ndim == 3 and array.shape[0] in (3, 4) and array.shape[-1] not in (3, 4):
+        array = np.moveaxis(array, 0, -1)  # planar (C, H, W)
+    if array.ndim == 3:
+        array = array[..., :3] if array.shape[-1] >= 3 else array[..., 0]
+    if array.ndim != 2 and not (array.ndim == 3 and array.shape[-1] == 3):
+        raise ValueError(f"unexpected TIFF shape {array.shape}")
+    return Image.fromarray(to_8bit(array))
+
+
 def open_image(path: Path, draft_to: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
     """The decoded image and its original (width, height); a DataError naming the file if it is unreadable.
 
     ``draft_to`` lets the JPEG decoder shrink by 2, 4 or 8 while decoding (never below ``draft_to`` pixels),
-    which makes the one-time decode of large photos several times faster.
+    which makes the one-time decode of large photos several times faster. TIFFs are read with tifffile, and
+    images of more than 8 bits are scaled to 8 bits, never clipped.
     """
     try:
+        if path.suffix.lower() in TIFF:
+            img = _read_tiff(path)
+            return img, img.size
         img = Image.open(path)
         size = img.size
         if draft_to is not None and path.suffix.lower() in LOSSY:
             img.draft(img.mode, (draft_to, draft_to))
         img.load()
+        if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # more than 8 bits: scale, do not clip
+            img = Image.fromarray(to_8bit(np.asarray(img)))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise DataError(
             f"cannot read {path}: {exc}",
@@ -110,6 +148,16 @@ def read_pair(
     return resize_image(img.convert("RGB"), res), resize_mask(binary, res)
 
 
+def check_some_foreground(masks: np.ndarray, folder: str) -> None:
+    """A dataset whose masks are all empty trains on nothing and scores a perfect Dice: an error."""
+    if len(masks) and not masks.any():
+        raise DataError(
+            f"every mask read from {folder} is empty",
+            "check that the masks folder holds the masks (foreground > 0), and that they are not saved darker "
+            "than the images (e.g. 0/1 values are read as two-level masks; others need mask_threshold)",
+        )
+
+
 def decode_pairs(
     pairs: list[tuple[str, Path, Path]], res: int, desc: str, mask_threshold: int | None = None
 ) -> Arrays:
@@ -129,5 +177,6 @@ def decode_pairs(
                 bar.update(1)
         if bar is not None:
             bar.close()
+    check_some_foreground(masks, str(pairs[0][2].parent) if pairs else "")
     ids = [p[0] for p in pairs]
     return Arrays(images, masks, ids, list(ids), np.full((len(pairs), 2), np.nan))

@@ -50,13 +50,28 @@ def binarize_mask(mask: np.ndarray, name: str, lossy: bool, threshold: int | Non
     if mask.ndim == 3:
         mask = mask.max(axis=2)
     if lossy:
-        mid = float(((mask >= 64) & (mask <= 191)).mean())
-        if mid > JPEG_MAX_MIDGREY:
+        if threshold is None and mask.max(initial=0) < 128:
+            # a two-level mask saved dark (0/1, 0/k) and compressed: threshold halfway to its foreground level
+            level = _foreground_level(mask)
+            if level == 0:
+                return np.zeros(mask.shape, np.uint8)
+            cut = level / 2
+        else:
+            mid = float(((mask >= 64) & (mask <= 191)).mean())
+            if mid > JPEG_MAX_MIDGREY:
+                raise DataError(
+                    f"mask {name} is not black-and-white: {mid:.0%} of its pixels are mid-grey",
+                    "masks must be binary (foreground white on black); check that the masks folder holds masks",
+                )
+            cut = JPEG_THRESHOLD if threshold is None else threshold
+        bright = int((mask > cut).sum())
+        dim = int(((mask >= 16) & (mask <= cut)).sum())  # clearly not background, yet below the threshold
+        if dim > max(bright, 0.0005 * mask.size):  # most of the foreground would vanish
             raise DataError(
-                f"mask {name} is not black-and-white: {mid:.0%} of its pixels are mid-grey",
-                "masks must be binary (foreground white on black); check that the masks folder holds masks",
+                f"mask {name} has a foreground (values up to {int(mask.max())}) that vanished when thresholded",
+                "pass the option mask_threshold=N below the mask's foreground value, or save the mask as 0/255",
             )
-        return (mask > (JPEG_THRESHOLD if threshold is None else threshold)).astype(np.uint8)
+        return (mask > cut).astype(np.uint8)
     if threshold is not None:
         return (mask > threshold).astype(np.uint8)
     levels = np.unique(mask)
@@ -70,6 +85,14 @@ def binarize_mask(mask: np.ndarray, name: str, lossy: bool, threshold: int | Non
     if len(levels) == 2:
         return (mask == levels[1]).astype(np.uint8)
     return (mask > 0).astype(np.uint8)
+
+
+def _foreground_level(mask: np.ndarray) -> int:
+    """The most common non-zero value of a mask, ignoring compression noise (values seen on under 0.05% of
+    pixels); 0 for an empty one."""
+    counts = np.bincount(mask.ravel().astype(np.int64), minlength=256)[1:]
+    counts[counts < max(1, 0.0005 * mask.size)] = 0
+    return int(np.argmax(counts)) + 1 if counts.any() else 0
 
 
 def normalize_intensity(volume: np.ndarray, percentiles: tuple[float, float] = PERCENTILES) -> np.ndarray:
