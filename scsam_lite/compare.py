@@ -83,6 +83,10 @@ def paired_comparison(
     Both must have been scored on the same items (the same split of the same data); anything else is refused,
     since an unpaired difference would mix which images were drawn with how good the models are.
     """
+    if n_boot < 1:
+        raise ConfigError(
+            f"{n_boot} bootstrap samples give no interval", "use --boot 1000 or more (default 10000)"
+        )
     if set(a) != set(b):
         only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
         raise DataError(
@@ -157,6 +161,36 @@ def load_scores(source: str | os.PathLike, model: str | None, metric: str) -> tu
     return {k: r[metric] for k, r in rows.items()}, f"{label}:{model}"
 
 
+def _scoring(source: str | os.PathLike) -> dict | None:
+    """What a run's per-item scores depend on besides the model (dataset, resolution), from its config.json."""
+    import json
+
+    path = items_file(source)
+    config = path.parent / "config.json"
+    if not config.is_file():
+        return None
+    try:
+        data = json.loads(config.read_text())["config"]["data"]
+        return {"data.dataset": data["dataset"], "data.resolution": data["resolution"]}
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _check_same_scoring(a: str | os.PathLike, b: str | os.PathLike) -> None:
+    """Two runs are only paired when their masks were scored on the same dataset at the same resolution (the item
+    names match across resolutions, the pixels and distances do not)."""
+    sa, sb = _scoring(a), _scoring(b)
+    if sa is None or sb is None:
+        return
+    differ = {k: (sa[k], sb[k]) for k in sa if sa[k] != sb[k]}
+    if differ:
+        shown = ", ".join(f"{k}: {x} vs {y}" for k, (x, y) in differ.items())
+        raise ConfigError(
+            f"the two runs were scored on different data ({shown})",
+            "compare runs of the same dataset and resolution (train or evaluate them alike)",
+        )
+
+
 def compare_runs(
     a: str | os.PathLike,
     b: str | os.PathLike,
@@ -168,6 +202,7 @@ def compare_runs(
     seed: int = 0,
 ) -> PairedComparison:
     """:func:`paired_comparison` of two runs (or items files), e.g. SC-SAM's SAM against a mean-teacher U-Net."""
+    _check_same_scoring(a, b)
     sa, name_a = load_scores(a, model_a, metric)
     sb, name_b = load_scores(b, model_b, metric)
     if name_a == name_b:

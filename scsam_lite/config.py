@@ -11,6 +11,7 @@ import copy as copy_module
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -366,6 +367,12 @@ def validate(cfg: Config) -> None:
         )
     if t.iterations < 1 or t.val_every < 1:
         raise ConfigError("train.iterations and train.val_every must be at least 1")
+    if t.precision not in ("auto", "bf16", "fp16", "fp32"):
+        raise unknown_name("train.precision", t.precision, ["auto", "bf16", "fp16", "fp32"])
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(t.device)):
+        raise ConfigError(
+            f"train.device={t.device!r} is not a device", "use auto, cpu, cuda, cuda:0 (a GPU by number) or mps"
+        )
     if t.lr_schedule not in ("poly", "linear", "constant"):
         raise ConfigError(f"unknown train.lr_schedule {t.lr_schedule!r}", "use poly, linear or constant")
     if d.batch_labeled < 1:

@@ -86,12 +86,24 @@ def write_item_metrics(path: str | os.PathLike, items: dict[str, list[dict[str, 
 
 
 def read_item_metrics(path: str | os.PathLike) -> dict[str, dict[str, dict[str, float]]]:
-    """``{model: {item: {metric: value}}}`` from a file :func:`write_item_metrics` wrote."""
+    """``{model: {item: {metric: value}}}`` from a file :func:`write_item_metrics` wrote; a DataError naming the
+    file and line if it is not one."""
     out: dict[str, dict[str, dict[str, float]]] = {}
     with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            model, item = row.pop("model"), row.pop("item")
-            out.setdefault(model, {})[item] = {k: float(v) for k, v in row.items()}
+        reader = csv.DictReader(f)
+        try:
+            for row in reader:
+                model, item = row.pop("model"), row.pop("item")
+                if None in row or None in row.values():
+                    raise ValueError("a row with more or fewer fields than the header")
+                out.setdefault(model, {})[item] = {k: float(v) for k, v in row.items()}
+        except (KeyError, ValueError, TypeError, csv.Error) as exc:
+            from .errors import DataError
+
+            raise DataError(
+                f"{path} is not a per-item metrics file (line {reader.line_num}: {exc})",
+                "write it again with `scsam-lite evaluate RUN --split test`",
+            ) from None
     return out
 
 
@@ -111,10 +123,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # corrupt, truncated or not a torch file
+    except Exception as exc:  # corrupt, truncated (even empty) or not a torch file
+        first = (str(exc).splitlines() or [""])[0][:200]
         raise CheckpointError(
-            f"checkpoint {path} could not be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
-            "delete it and train again (or resume from the other checkpoint in the same folder)",
+            f"checkpoint {path} could not be read ({type(exc).__name__}{': ' + first if first else ''}"
+            f"{', an empty file' if path.stat().st_size == 0 else ''})",
+            "delete it and train again: a last.pt is needed to resume, a best.pt to evaluate",
         ) from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} is not a scsam-lite checkpoint (a {type(state).__name__})")

@@ -196,6 +196,16 @@ def train(
     best_own: dict[str, tuple[float, int]] = {m: (-1.0, 0) for m in method.separately_selected()}
     if resuming:
         state = load_checkpoint(run.last_path, map_location=rt.device)
+        missing = [k for k in ("method", "step", "best_val", "best_step", "rng") if k not in state]
+        if missing:
+            from .errors import CheckpointError
+
+            raise CheckpointError(
+                f"{run.last_path} holds no training state to resume from (no {', '.join(missing)}; "
+                "a copy of best.pt?)",
+                "resume needs the last.pt that training wrote: delete this one and start the run again "
+                "(without --resume), or evaluate best.pt with `scsam-lite evaluate`",
+            )
         method.load_state_dict(state["method"])
         step, best_val, best_step = state["step"], state["best_val"], state["best_step"]
         best_own.update({m: tuple(v) for m, v in state.get("best_own", {}).items() if m in best_own})

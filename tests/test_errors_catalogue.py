@@ -1,0 +1,71 @@
+"""Errors a user can cause end in one line that names the fix (issue: nothing silently wrong)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from scsam_lite import config as C
+from scsam_lite.cli import main
+from scsam_lite.runs import write_item_metrics
+from scsam_lite.trainer import train
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err, err
+    return err
+
+
+def _run_with_items(folder, resolution, dice):
+    folder.mkdir(parents=True)
+    write_item_metrics(
+        folder / "metrics_items.csv", {"unet": [{"item": f"i{k}", "dice": d} for k, d in enumerate(dice)]}
+    )
+    config = {"config": {"data": {"dataset": "kvasir-seg", "resolution": resolution}}}
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_compare_refuses_runs_at_different_resolutions(tmp_path, capsys):
+    a = _run_with_items(tmp_path / "a", 64, [0.5, 0.6, 0.7])
+    b = _run_with_items(tmp_path / "b", 128, [0.4, 0.5, 0.6])
+    assert main(["compare", str(a), str(b)]) == 2
+    err = _one_line_error(capsys)
+    assert "data.resolution: 64 vs 128" in err
+    c = _run_with_items(tmp_path / "c", 64, [0.4, 0.5, 0.6])
+    assert main(["compare", str(a), str(c)]) == 0
+
+
+def test_compare_with_no_bootstrap_or_a_malformed_csv_is_one_line(tmp_path, capsys):
+    a = _run_with_items(tmp_path / "a", 64, [0.5, 0.6, 0.7])
+    b = _run_with_items(tmp_path / "b", 64, [0.4, 0.5, 0.6])
+    assert main(["compare", str(a), str(b), "--boot", "0"]) == 2
+    assert "bootstrap" in _one_line_error(capsys)
+    (b / "metrics_items.csv").write_text("model,item,dice\nunet,i0,0.4\nunet,i1\nunet,i2,zero\n")
+    assert main(["compare", str(a), str(b)]) == 2
+    assert "not a per-item metrics file" in _one_line_error(capsys)
+
+
+def test_a_damaged_or_wrong_last_checkpoint_is_one_line(tmp_path, capsys):
+    cfg = C.build_config("quick", {"train.iterations": 4, "train.val_every": 2, "data.resolution": 64})
+    run = tmp_path / "run"
+    train(cfg, run, verbose=False, stop_after=2)
+    last = run / "checkpoints" / "last.pt"
+    last.write_bytes(b"")  # a 0-byte last.pt (a disk that filled up)
+    assert main(["train", "--out", str(run), "--resume"]) == 2
+    assert "empty file" in _one_line_error(capsys)
+    last.write_bytes((run / "checkpoints" / "best.pt").read_bytes())  # best.pt copied over it
+    assert main(["train", "--out", str(run), "--resume"]) == 2
+    err = _one_line_error(capsys)
+    assert "no training state" in err and "best_val" in err
+
+
+@pytest.mark.parametrize("setting", ["train.device=bogus", "train.precision=bogus"])
+def test_a_bogus_device_or_precision_is_one_line_and_writes_nothing(setting, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "quick", "--set", setting, "--out", str(out)]) == 2
+    err = _one_line_error(capsys)
+    assert setting.split("=")[0] in err
+    assert not out.exists()
