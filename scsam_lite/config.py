@@ -371,7 +371,8 @@ def validate(cfg: Config) -> None:
         raise unknown_name("train.precision", t.precision, ["auto", "bf16", "fp16", "fp32"])
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(t.device)):
         raise ConfigError(
-            f"train.device={t.device!r} is not a device", "use auto, cpu, cuda, cuda:0 (a GPU by number) or mps"
+            f"train.device={t.device!r} is not a device",
+            "use auto, cpu, cuda, cuda:0 (a GPU by number) or mps",
         )
     if t.lr_schedule not in ("poly", "linear", "constant"):
         raise ConfigError(f"unknown train.lr_schedule {t.lr_schedule!r}", "use poly, linear or constant")

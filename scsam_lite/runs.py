@@ -178,7 +178,15 @@ class RunDir:
             raise TrainingError(
                 f"{self.path} is not a run directory (no config.json)", "give the --out of a finished run"
             )
-        return read_json(self.config_path)
+        try:
+            saved = read_json(self.config_path)
+            saved["config"]  # noqa: B018 (the part every reader needs)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise TrainingError(
+                f"{self.config_path} is damaged ({type(exc).__name__}: {exc})",
+                "the run's settings cannot be recovered from it: start the run again in a new --out",
+            ) from None
+        return saved
 
     def log(self, record: dict[str, Any]) -> None:
         """Append one line to ``history.jsonl`` (flushed, so a disconnect keeps it)."""

@@ -132,16 +132,31 @@ def build_training(
 
 
 def _check_resume_config(run: RunDir, cfg: C.Config) -> None:
-    saved = C.config_from_dict(run.read_config()["config"])
-    changed = C.diff(saved, cfg)
-    if changed:
-        shown = ", ".join(
-            f"{k}: {a!r} -> {b!r}" for k, a, b in ((k, *v) for k, v in list(changed.items())[:6])
-        )
+    """A resumed run trains on with the settings it started with: the ones its last.pt recorded (config.json may
+    have been edited since), and anything given again on the command line must agree with them."""
+    record = run.read_config()
+    saved = C.config_from_dict(record["config"])
+    truth, source = saved, "config.json"
+    state = load_checkpoint(run.last_path, map_location="cpu")
+    if "config" in state:
+        truth, source = C.config_from_dict(state["config"]), "its last.pt"
+    elif record.get("config_hash") not in (None, C.config_hash(saved)):
         raise TrainingError(
-            f"--resume with settings that differ from the run in {run.path} ({shown})",
-            "resume with the run's own settings (just `scsam-lite train --out RUN_DIR --resume`), or start a new --out",
+            f"{run.config_path} was edited after the run started (its settings no longer match their hash)",
+            "restore the file, or start a new --out with the settings you want",
         )
+    for what, other in (("config.json", saved), ("the command line", cfg)):
+        changed = C.diff(truth, other)
+        if changed:
+            shown = ", ".join(
+                f"{k}: {a!r} -> {b!r}" for k, a, b in ((k, *v) for k, v in list(changed.items())[:6])
+            )
+            raise TrainingError(
+                f"--resume with settings in {what} that differ from the run in {run.path} as {source} "
+                f"recorded it ({shown})",
+                "resume with the run's own settings (restore config.json; just `scsam-lite train --out RUN_DIR "
+                "--resume`), or start a new --out with the new settings",
+            )
 
 
 def train(
@@ -270,6 +285,7 @@ def train(
                     run.last_path,
                     {
                         "method": method.state_dict(),
+                        "config": cfg.to_dict(),
                         "step": step,
                         "best_val": best_val,
                         "best_step": best_step,

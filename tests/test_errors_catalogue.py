@@ -69,3 +69,30 @@ def test_a_bogus_device_or_precision_is_one_line_and_writes_nothing(setting, tmp
     err = _one_line_error(capsys)
     assert setting.split("=")[0] in err
     assert not out.exists()
+
+
+def test_an_edited_config_json_is_refused_on_resume_with_the_keys(tmp_path, capsys):
+    """config.json edited in a half-finished run (more labels, another rate) is refused, not trained on."""
+    cfg = C.build_config("quick", {"train.iterations": 4, "train.val_every": 2, "data.resolution": 64})
+    run = tmp_path / "run"
+    train(cfg, run, verbose=False, stop_after=2)
+    record = json.loads((run / "config.json").read_text())
+    record["config"]["data"]["labeled"] = 160
+    record["config"]["train"]["lr"] = 0.05
+    (run / "config.json").write_text(json.dumps(record))
+    assert main(["train", "--out", str(run), "--resume"]) == 2
+    err = _one_line_error(capsys)
+    assert "data.labeled: 0.05 -> 160" in err and "train.lr" in err and "config.json" in err
+    (run / "config.json").write_text("{not json")
+    assert main(["train", "--out", str(run), "--resume"]) == 2
+    assert "is damaged" in _one_line_error(capsys)
+
+
+def test_the_nan_stop_does_not_advise_a_resume_that_would_be_refused(tmp_path):
+    from scsam_lite.errors import TrainingError
+
+    cfg = C.build_config("quick", {"train.iterations": 4, "train.val_every": 2, "train.lr": 1e30})
+    with pytest.raises(TrainingError) as err:
+        train(cfg, tmp_path / "run", verbose=False)
+    assert "became" in str(err.value) and "--resume" not in (err.value.fix or "").split("resuming")[0]
+    assert "new run" in err.value.fix

@@ -85,9 +85,10 @@ class Method:
         """Backward and step one optimiser; a NaN/inf loss stops the run before any weight changes."""
         if not torch.isfinite(loss):
             raise TrainingError(
-                f"the {name} loss became {loss.item()} at step {step}",
-                "lower the learning rate (--set train.lr=...) or use --set train.precision=fp32; "
-                "the last good checkpoint (checkpoints/last.pt) is intact and --resume starts from it",
+                f"the {name} loss became {loss.item()} at step {step}; no weight was changed by this step",
+                "start a new run (a new --out) with a lower learning rate (--set train.lr=..., "
+                "--set generalist.lr=...) or --set train.precision=fp32; resuming this run would meet the same "
+                "step again",
             )
         opt = self.optimizers[name]
         opt.zero_grad(set_to_none=True)
