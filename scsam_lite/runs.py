@@ -14,10 +14,12 @@ same folder, then ``os.replace``): a run killed at any moment never leaves a hal
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import CheckpointError, TrainingError
+from .errors import CheckpointError, DataError, TrainingError
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -195,23 +197,85 @@ class RunDir:
             f.flush()
 
     def history(self) -> list[dict[str, Any]]:
+        """The validation records; a last line cut off by a kill mid-write is left out (the run resumes from its
+        checkpoint and writes it again), a damaged line elsewhere is an error naming the file."""
         if not self.history_path.is_file():
             return []
-        lines = self.history_path.read_text().splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
+        lines = [line for line in self.history_path.read_text().splitlines() if line.strip()]
+        out = []
+        for n, line in enumerate(lines, 1):
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                if n == len(lines):
+                    break
+                raise DataError(
+                    f"{self.history_path} line {n} is damaged", "restore the file, or start the run again"
+                ) from None
+        return out
 
     def truncate_history(self, step: int) -> None:
-        """Keep the records up to ``step``: a resumed run rewrites what came after its checkpoint."""
+        """Keep the records up to ``step``: a resumed run rewrites what came after its checkpoint (and a cut-off
+        last line)."""
         kept = [r for r in self.history() if r.get("step", 0) <= step]
-        atomic_write_text(self.history_path, "".join(json.dumps(r, default=float) + "\n" for r in kept))
+        text = "".join(json.dumps(r, default=float) + "\n" for r in kept)
+        if self.history_path.is_file() and self.history_path.read_text() == text:
+            return  # nothing to rewrite: a finished run in a read-only folder resumes too
+        atomic_write_text(self.history_path, text)
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Only one process trains into a run folder at a time: ``.lock`` holds the owner's host and pid; a lock
+        whose process is gone (killed, rebooted) is taken over."""
+        path = self.path / ".lock"
+        me = {"host": socket.gethostname(), "pid": os.getpid()}
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    owner = json.loads(path.read_text())
+                except (OSError, ValueError):
+                    owner = {}
+                if owner.get("host") == me["host"] and not _alive(owner.get("pid")):
+                    path.unlink(missing_ok=True)  # stale: its process is gone
+                    continue
+                raise TrainingError(
+                    f"another process (pid {owner.get('pid', '?')} on {owner.get('host', '?')}) is training into "
+                    f"{self.path}",
+                    f"wait for it to finish, or choose another --out; if no such process runs, delete {path}",
+                ) from None
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(me))
+            break
+        try:
+            yield self
+        finally:
+            path.unlink(missing_ok=True)
 
 
-def append_result(registry: str | os.PathLike, row: dict[str, Any]) -> None:
-    """Append one run's row to the results registry (one JSON object per line)."""
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def append_result(registry: str | os.PathLike, row: dict[str, Any]) -> bool:
+    """Append one run's row to the results registry (one JSON object per line), once: a run folder that already
+    has a row there keeps it. Returns whether a row was written."""
     registry = Path(registry)
     registry.parent.mkdir(parents=True, exist_ok=True)
+    if registry.is_file() and any(r.get("run_dir") == row.get("run_dir") for r in read_results(registry)):
+        return False
     with open(registry, "a") as f:
         f.write(json.dumps(row, default=str) + "\n")
+    return True
 
 
 def read_results(registry: str | os.PathLike) -> list[dict[str, Any]]:

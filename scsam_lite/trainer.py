@@ -179,6 +179,21 @@ def train(
     cfg = C.resolved(cfg)  # explicit resolution: the saved, hashed and resumed config are the same
     METHODS.get(cfg.train.method)  # an unknown method fails before anything is written
     run = RunDir.open(out, resume=resume)
+    with run.lock():
+        return _train_in(run, cfg, t0, resume=resume, verbose=verbose, command=command, stop_after=stop_after)
+
+
+def _train_in(
+    run: RunDir,
+    cfg: C.Config,
+    t0: float,
+    *,
+    resume: bool,
+    verbose: bool,
+    command: str | None,
+    stop_after: int | None,
+) -> TrainResult:
+    """:func:`train` once it holds the run folder's lock."""
     resuming = resume and run.last_path.is_file()
     if resuming:
         _check_resume_config(run, cfg)
@@ -308,10 +323,37 @@ def train(
 
     wall = elapsed + time.perf_counter() - t_loop
     metrics: dict[str, dict[str, float]] = {}
+
+    def row(metrics: dict[str, dict[str, float]]) -> dict[str, Any]:
+        """The run's row in the results registry."""
+        return {
+            "run_dir": str(run.path.resolve()),
+            "config_hash": C.config_hash(cfg),
+            "method": cfg.train.method,
+            "dataset": cfg.data.dataset,
+            "labeled": cfg.data.labeled,
+            "label_split": split.description,
+            "preset": cfg.preset,
+            "seed": cfg.train.seed,
+            "iterations": total,
+            "best_step": best_step,
+            **{f"best_step_{m}": v[1] for m, v in best_own.items()},
+            "val_dice": best_val,
+            "metrics": metrics,
+            "device": rt.gpu_name or str(rt.device),
+            "host": platform.node(),
+            # all of it: the loops of earlier, interrupted processes (resumed runs) and all of this one
+            "wall_time_s": round(elapsed + time.perf_counter() - t0, 1),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+
     if step >= total:
         load_best(method, run, rt.device)
         if already_finished:
             metrics = read_json(run.metrics_path)
+            # killed between metrics.json and its registry row: registered now, once
+            if append_result(results_registry(run.path), row(metrics)) and verbose:
+                print(f"registered the finished run in {results_registry(run.path)}")
             return TrainResult(run.path, metrics, best_step, best_val, wall, method, data, split)
         preds = predict_split(method, data, data.splits["test"], cfg.train.eval_batch_size)
         items = score_items(preds, data, "test")
@@ -322,29 +364,7 @@ def train(
             write_json(run.slices_metrics_path, summarize_items(slices))
         write_item_metrics(run.items_path, items)
         write_json(run.metrics_path, metrics)
-        append_result(
-            results_registry(run.path),
-            {
-                "run_dir": str(run.path.resolve()),
-                "config_hash": C.config_hash(cfg),
-                "method": cfg.train.method,
-                "dataset": cfg.data.dataset,
-                "labeled": cfg.data.labeled,
-                "label_split": split.description,
-                "preset": cfg.preset,
-                "seed": cfg.train.seed,
-                "iterations": total,
-                "best_step": best_step,
-                **{f"best_step_{m}": v[1] for m, v in best_own.items()},
-                "val_dice": best_val,
-                "metrics": metrics,
-                "device": rt.gpu_name or str(rt.device),
-                "host": platform.node(),
-                # all of it: the loops of earlier, interrupted processes (resumed runs) and all of this one
-                "wall_time_s": round(elapsed + time.perf_counter() - t0, 1),
-                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            },
-        )
+        append_result(results_registry(run.path), row(metrics))
         if verbose:
             print(format_metrics(metrics, f"test metrics (best step {best_step}, val dice {best_val:.4f})"))
     return TrainResult(run.path, metrics, best_step, best_val, wall, method, data, split)

@@ -96,3 +96,54 @@ def test_the_nan_stop_does_not_advise_a_resume_that_would_be_refused(tmp_path):
         train(cfg, tmp_path / "run", verbose=False)
     assert "became" in str(err.value) and "--resume" not in (err.value.fix or "").split("resuming")[0]
     assert "new run" in err.value.fix
+
+
+def test_one_process_at_a_time_in_a_run_folder_and_stale_locks_are_taken_over(tmp_path):
+    from scsam_lite.errors import TrainingError
+    from scsam_lite.runs import RunDir
+
+    run = RunDir.open(tmp_path / "run", resume=False)
+    with run.lock():
+        with pytest.raises(TrainingError, match="another process .* is training into"):
+            with run.lock():
+                pass
+        cfg = C.build_config("quick", {"train.iterations": 2, "train.val_every": 2, "data.resolution": 64})
+        with pytest.raises(TrainingError, match="another process"):
+            train(cfg, tmp_path / "run", resume=True, verbose=False)
+    assert not (tmp_path / "run" / ".lock").exists()
+    import socket
+
+    (tmp_path / "run" / ".lock").write_text(json.dumps({"host": socket.gethostname(), "pid": 2**22 + 12345}))
+    with run.lock():  # its process is gone: taken over
+        pass
+
+
+def test_a_finished_run_missing_from_the_registry_is_registered_once(tmp_path):
+    from scsam_lite.runs import read_results
+
+    cfg = C.build_config("quick", {"train.iterations": 2, "train.val_every": 2, "data.resolution": 64})
+    train(cfg, tmp_path / "run", verbose=False)
+    registry = tmp_path / "results.jsonl"
+    assert len(read_results(registry)) == 1
+    registry.write_text("")  # killed between metrics.json and the registry row
+    for _ in range(2):
+        train(cfg, tmp_path / "run", resume=True, verbose=False)
+    rows = read_results(registry)
+    assert len(rows) == 1 and rows[0]["run_dir"] == str((tmp_path / "run").resolve())
+
+
+def test_a_cut_off_last_history_line_is_left_out_and_the_run_resumes(tmp_path):
+    from scsam_lite.errors import DataError
+    from scsam_lite.runs import RunDir
+
+    cfg = C.build_config("quick", {"train.iterations": 4, "train.val_every": 2, "data.resolution": 64})
+    train(cfg, tmp_path / "run", verbose=False, stop_after=2)
+    run = RunDir(tmp_path / "run")
+    with open(run.history_path, "a") as f:
+        f.write('{"step": 4, "time_s"')  # a kill mid-write
+    assert [r["step"] for r in run.history()] == [2]
+    res = train(cfg, tmp_path / "run", resume=True, verbose=False)
+    assert [r["step"] for r in run.history()] == [2, 4] and res.metrics
+    run.history_path.write_text('{"step": 2}\n{broken\n{"step": 4}\n')
+    with pytest.raises(DataError, match="line 2 is damaged"):
+        run.history()
