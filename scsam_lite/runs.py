@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import os
@@ -232,7 +233,14 @@ class RunDir:
         for _ in range(2):
             try:
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
+            except OSError as err:
+                if isinstance(err, FileExistsError):
+                    pass
+                elif err.errno in (errno.EROFS, errno.EACCES, errno.EPERM) and self.metrics_path.is_file():
+                    yield self  # a finished run in a read-only folder: read, never written
+                    return
+                else:
+                    raise
                 try:
                     owner = json.loads(path.read_text())
                 except (OSError, ValueError):

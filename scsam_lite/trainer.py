@@ -9,6 +9,7 @@ the RNG states.
 
 from __future__ import annotations
 
+import errno
 import platform
 import random
 import sys
@@ -178,9 +179,31 @@ def train(
     C.validate(cfg)
     cfg = C.resolved(cfg)  # explicit resolution: the saved, hashed and resumed config are the same
     METHODS.get(cfg.train.method)  # an unknown method fails before anything is written
-    run = RunDir.open(out, resume=resume)
-    with run.lock():
-        return _train_in(run, cfg, t0, resume=resume, verbose=verbose, command=command, stop_after=stop_after)
+    try:
+        run = RunDir.open(out, resume=resume)
+        with run.lock():
+            return _train_in(
+                run, cfg, t0, resume=resume, verbose=verbose, command=command, stop_after=stop_after
+            )
+    except OSError as err:
+        if err.errno not in _WRITE_ERRORS:
+            raise
+        where = err.filename or out
+        raise TrainingError(
+            f"cannot write {where}: {err.strerror}",
+            _WRITE_ERRORS[err.errno] + "; files written so far are whole (every write is atomic): --resume "
+            "continues from the last checkpoint",
+        ) from None
+
+
+#: errno -> what to do, for the write errors a user can cause (and fix)
+_WRITE_ERRORS = {
+    errno.ENOSPC: "free disk space (checkpoints, caches) or point --out and SCSAM_CACHE_DIR at a larger disk",
+    errno.EDQUOT: "free space within your quota, or point --out at another disk",
+    errno.EROFS: "the folder is read-only: choose a writable --out (e.g. under /content or /kaggle/working)",
+    errno.EACCES: "you may not write there: choose a folder you own as --out",
+    errno.EPERM: "you may not write there: choose a folder you own as --out",
+}
 
 
 def _train_in(

@@ -147,3 +147,42 @@ def test_a_cut_off_last_history_line_is_left_out_and_the_run_resumes(tmp_path):
     run.history_path.write_text('{"step": 2}\n{broken\n{"step": 4}\n')
     with pytest.raises(DataError, match="line 2 is damaged"):
         run.history()
+
+
+def test_a_full_disk_is_one_line_and_a_finished_read_only_run_still_resumes(tmp_path, capsys, monkeypatch):
+    import errno
+    import os
+
+    import scsam_lite.runs as runs
+
+    cfg_args = ["--preset", "quick", "--set", "train.iterations=2", "--set", "train.val_every=2"]
+    cfg_args += ["--set", "data.resolution=64"]
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    with monkeypatch.context() as m:
+        m.setattr(runs, "atomic_write_bytes", full)
+        assert main(["train", *cfg_args, "--out", str(tmp_path / "full")]) == 2
+    err = _one_line_error(capsys)
+    assert "No space left on device" in err and "free disk space" in err
+
+    assert main(["train", *cfg_args, "--out", str(tmp_path / "done"), "--quiet"]) == 0
+    capsys.readouterr()
+
+    def read_only(*a, **k):
+        raise OSError(errno.EROFS, "Read-only file system", str(a[0]) if a else "")
+
+    real_open = os.open
+    with monkeypatch.context() as m:  # nothing in the finished run may be written
+        m.setattr(
+            runs.os,
+            "open",
+            lambda p, *a, **k: read_only(p) if str(p).endswith(".lock") else real_open(p, *a, **k),
+        )
+        m.setattr(runs, "atomic_write_text", read_only)
+        m.setattr(runs, "atomic_write_bytes", read_only)
+        assert main(["train", "--out", str(tmp_path / "done"), "--resume", "--quiet"]) == 0
+        # an unfinished run there cannot go on: one line
+        assert main(["train", *cfg_args, "--out", str(tmp_path / "new")]) == 2
+    assert "Read-only file system" in _one_line_error(capsys)
