@@ -31,12 +31,22 @@ import torch
 from .errors import CheckpointError, DataError, TrainingError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # as open() would create it (mkstemp makes files private, 0600)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -256,6 +266,10 @@ class RunDir:
             with os.fdopen(fd, "w") as f:
                 f.write(json.dumps(me))
             break
+        for orphan in [*self.path.glob(".*.tmp"), *self.checkpoint_dir.glob(".*.tmp")]:
+            orphan.unlink(
+                missing_ok=True
+            )  # a write cut short by a kill: we own the folder now, nobody writes it
         try:
             yield self
         finally:

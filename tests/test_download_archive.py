@@ -99,6 +99,10 @@ def test_zip_symlink_member_is_refused(tmp_path):
         ([link("Data/out", "/etc")], "link pointing outside"),
         ([link("Data/pw", "/etc/passwd", tarfile.LNKTYPE)], "link pointing outside"),
         ([link("Data/dir", "."), ("Data/dir/x.txt", b"x")], "through a link"),
+        # a chain that looks harmless as text: A is the folder itself, so A/.. is its parent
+        ([link("A", "."), link("B", "A/..")], "link pointing outside"),
+        ([link("Data/A", ".."), link("Data/B", "A/..")], "link pointing outside"),
+        ([link("Data/L1", "L2"), link("Data/L2", "L1"), link("Data/L3", "L1/x")], "link pointing outside"),
     ],
 )
 def test_tar_member_escaping_the_target_is_refused(tmp_path, members, why):

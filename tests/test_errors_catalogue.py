@@ -186,3 +186,21 @@ def test_a_full_disk_is_one_line_and_a_finished_read_only_run_still_resumes(tmp_
         # an unfinished run there cannot go on: one line
         assert main(["train", *cfg_args, "--out", str(tmp_path / "new")]) == 2
     assert "Read-only file system" in _one_line_error(capsys)
+
+
+def test_written_files_are_not_private_and_orphan_temporaries_are_cleared(tmp_path):
+    import os
+    import stat
+
+    cfg = C.build_config("quick", {"train.iterations": 2, "train.val_every": 2, "data.resolution": 64})
+    train(cfg, tmp_path / "run", verbose=False, stop_after=1)
+    run = tmp_path / "run"
+    umask = os.umask(0)
+    os.umask(umask)
+    for f in (run / "config.json", run / "checkpoints" / "last.pt"):
+        if f.exists():
+            assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask, f
+    orphan = run / "checkpoints" / ".last.pt.abc123.tmp"  # a kill during a save
+    orphan.write_bytes(b"partial")
+    train(cfg, run, resume=True, verbose=False)
+    assert not orphan.exists()

@@ -43,7 +43,9 @@ def _splits(ids: list[str], split: str, val_fraction: float) -> tuple[dict[str, 
         if unknown:
             raise DataError(
                 f"{len(unknown)} Kvasir-SEG image(s) are not in the official Medico 2020 split: {few(unknown)}",
-                "use the official release, or load with split='random' to split this copy by a fixed hash",
+                "use the official release (scsam-lite download kvasir-seg), whose file names the split lists; a "
+                "renamed copy can be split by a fixed hash from Python only: load_dataset('kvasir-seg', "
+                "split='random') (the command line and the notebooks train on the official split)",
             )
         in_test = np.array([i in test_ids for i in ids], dtype=bool)
         rule = "Medico 2020 split (880 train / 120 test ids)"

@@ -46,8 +46,30 @@ def _check_zip(archive: Path, zf: zipfile.ZipFile) -> None:
             raise _refuse(archive, info.filename, "is a symbolic link")
 
 
+def _resolve(parts: list[str], links: dict[str, list[str]]) -> list[str] | None:
+    """``parts`` as a path inside the archive, following the archive's own links component by component (as the
+    file system will once they exist); None when it leaves the target folder."""
+    out: list[str] = []
+    hops = 0
+    for part in parts:
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not out:
+                return None
+            out.pop()
+            continue
+        out.append(part)
+        while "/".join(out) in links:  # a link: continue from where it points
+            hops += 1
+            if hops > 64:
+                return None  # a loop of links
+            out = list(links["/".join(out)])
+    return out
+
+
 def _check_tar(archive: Path, tf: tarfile.TarFile) -> None:
-    links: set[str] = set()
+    links: dict[str, list[str]] = {}  # link name -> where it points, resolved
     for m in tf.getmembers():
         _check_name(archive, m.name)
         name = posixpath.normpath(m.name.replace("\\", "/"))
@@ -56,14 +78,18 @@ def _check_tar(archive: Path, tf: tarfile.TarFile) -> None:
             raise _refuse(archive, m.name, "is placed through a link")
         if m.issym() or m.islnk():
             link = m.linkname.replace("\\", "/")
-            # A symlink resolves from its own folder; a hard link names a path from the archive's root.
-            start = posixpath.dirname(name) if m.issym() else ""
-            resolved = posixpath.normpath(posixpath.join(start, link))
-            if link.startswith("/") or (len(link) > 1 and link[1] == ":") or resolved.split("/")[0] == "..":
+            # A symlink resolves from its own folder; a hard link names a path from the archive's root. Links
+            # are followed physically (a chain like A -> '.', B -> 'A/..' leaves the folder although 'A/..'
+            # looks harmless as text).
+            start = parts[:-1] if m.issym() else []
+            resolved = None
+            if not (link.startswith("/") or (len(link) > 1 and link[1] == ":")):
+                resolved = _resolve(start + link.split("/"), links)
+            if resolved is None:
                 raise _refuse(
                     archive, m.name, f"is a link pointing outside the target folder ({m.linkname!r})"
                 )
-            links.add(name)
+            links[name] = resolved
         elif not (m.isfile() or m.isdir()):
             raise _refuse(archive, m.name, "is a device, fifo or other special file")
 
