@@ -124,6 +124,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
     b.add_argument("--warmup", type=int, default=3, help="untimed warm-up steps (default 3)")
     b.add_argument(
+        "--repeat", type=int, default=1, help="rounds of all paths, alternating; the median round is reported"
+    )
+    b.add_argument(
         "--path",
         default="both",
         help="which paths to time, comma-separated: fast, stock, stock-decoder (the fast path with "
@@ -283,7 +286,15 @@ def _bench(args: argparse.Namespace) -> int:
         else tuple(p.strip() for p in args.path.split(",") if p.strip())
     )
     command = "scsam-lite " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    bench(cfg, steps=args.steps, warmup=args.warmup, paths=paths, out=args.out, command=command)
+    bench(
+        cfg,
+        steps=args.steps,
+        warmup=args.warmup,
+        paths=paths,
+        repeat=args.repeat,
+        out=args.out,
+        command=command,
+    )
     return 0
 
 
