@@ -202,7 +202,9 @@ def test_peft_sam_evaluated_with_unet_prompts(tmp_path, capsys):
 
 def test_bench_rounds_alternate_paths_and_report_the_median(tmp_path):
     cfg = C.build_config("quick", method="unet")
-    res = bench(cfg, steps=1, warmup=0, paths=("fast", "stock"), repeat=3, out=tmp_path / "b.json", verbose=False)
+    res = bench(
+        cfg, steps=1, warmup=0, paths=("fast", "stock"), repeat=3, out=tmp_path / "b.json", verbose=False
+    )
     assert [r["path"] for r in res["rounds"]] == ["fast", "stock"] * 3
     for row in res["rows"]:
         mine = sorted(r["ms_per_step"] for r in res["rounds"] if r["path"] == row["path"])
