@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import platform
 import random
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -179,21 +180,35 @@ def train(
     C.validate(cfg)
     cfg = C.resolved(cfg)  # explicit resolution: the saved, hashed and resumed config are the same
     METHODS.get(cfg.train.method)  # an unknown method fails before anything is written
+    fresh = not Path(out).expanduser().exists()
     try:
-        run = RunDir.open(out, resume=resume)
-        with run.lock():
-            return _train_in(
-                run, cfg, t0, resume=resume, verbose=verbose, command=command, stop_after=stop_after
-            )
-    except OSError as err:
-        if err.errno not in _WRITE_ERRORS:
-            raise
-        where = err.filename or out
-        raise TrainingError(
-            f"cannot write {where}: {err.strerror}",
-            _WRITE_ERRORS[err.errno] + "; files written so far are whole (every write is atomic): --resume "
-            "continues from the last checkpoint",
-        ) from None
+        try:
+            run = RunDir.open(out, resume=resume)
+            with run.lock():
+                return _train_in(
+                    run, cfg, t0, resume=resume, verbose=verbose, command=command, stop_after=stop_after
+                )
+        except OSError as err:
+            if err.errno not in _WRITE_ERRORS:
+                raise
+            raise TrainingError(
+                f"cannot write {err.filename or out}: {err.strerror}",
+                _WRITE_ERRORS[err.errno]
+                + "; files written so far are whole (every write is atomic): --resume "
+                "continues from the last checkpoint",
+            ) from None
+    except BaseException:
+        if (
+            fresh
+        ):  # failed before it wrote anything (missing data, a bad setting): leave no empty folder behind
+            _remove_if_empty(Path(out).expanduser())
+        raise
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Remove a run folder that holds nothing but empty folders."""
+    if folder.is_dir() and not any(p.is_file() for p in folder.rglob("*")):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 #: errno -> what to do, for the write errors a user can cause (and fix)

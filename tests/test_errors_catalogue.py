@@ -204,3 +204,12 @@ def test_written_files_are_not_private_and_orphan_temporaries_are_cleared(tmp_pa
     orphan.write_bytes(b"partial")
     train(cfg, run, resume=True, verbose=False)
     assert not orphan.exists()
+
+
+def test_a_run_that_fails_before_writing_leaves_no_empty_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("SCSAM_DATA_ROOT", raising=False)
+    out = tmp_path / "run"
+    args = ["train", "--preset", "quick", "--dataset", "kvasir-seg", "--data-root", str(tmp_path / "nothing")]
+    assert main([*args, "--out", str(out)]) == 2
+    assert "kvasir" in _one_line_error(capsys).lower()
+    assert not out.exists()
