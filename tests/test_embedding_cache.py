@@ -212,13 +212,18 @@ def _cached_cfg(tmp_path, **over) -> C.Config:
     return C.build_config("quick", {**base, **over}, method="sc-sam")
 
 
-def test_sc_sam_with_stored_embeddings_keeps_the_two_frames_apart(tmp_path, monkeypatch):
+def _sc_sam_with_a_batch(tmp_path):
+    """An sc-sam method on stored embeddings and its augmented batch 4 (3 labeled + 3 unlabeled images)."""
     cfg = _cached_cfg(tmp_path)
     data = load_dataset("synthetic-polyp", cache_dir=cfg.data.cache_dir)
     split = make_label_split(data, 0.05, seed=0, require_unlabeled=True)
     method = SCSAM(cfg, data, setup(0, "cpu", verbose=False))
     batch = TwoStreamBatches(data, split, 3, 3, seed=0).batch(4)
-    images = torch.cat([batch.labeled_image, batch.unlabeled_image])
+    return data, method, batch, torch.cat([batch.labeled_image, batch.unlabeled_image])
+
+
+def test_sc_sam_with_stored_embeddings_keeps_the_two_frames_apart(tmp_path, monkeypatch):
+    data, method, batch, images = _sc_sam_with_a_batch(tmp_path)
     with torch.no_grad():
         label = method.unet(images).argmax(1)
     frame = method.sam_frame(batch, images, label)
@@ -248,12 +253,7 @@ def test_sc_sam_with_stored_embeddings_keeps_the_two_frames_apart(tmp_path, monk
 def test_the_look_at_un_augmented_images_is_no_training_pass(tmp_path):
     """The U-Net's extra, gradient-free prediction for SAM's frame runs in eval mode: the batch norms' running
     statistics move once per step (the augmented pass), and dropout does not make the prompts random."""
-    cfg = _cached_cfg(tmp_path)
-    data = load_dataset("synthetic-polyp", cache_dir=cfg.data.cache_dir)
-    split = make_label_split(data, 0.05, seed=0, require_unlabeled=True)
-    method = SCSAM(cfg, data, setup(0, "cpu", verbose=False))
-    batch = TwoStreamBatches(data, split, 3, 3, seed=0).batch(4)
-    images = torch.cat([batch.labeled_image, batch.unlabeled_image])
+    data, method, batch, images = _sc_sam_with_a_batch(tmp_path)
     method.train(True)
     stats = {n: b.clone() for n, b in method.unet.named_buffers() if "running" in n}
     frames = [method.sam_frame(batch, images, images[:, 0].long()) for _ in range(2)]
