@@ -120,7 +120,7 @@ def build_training(
     if (
         embeddings is not None and embed
     ):  # stored SAM embeddings: the items this run uses, embedded once, before step 1
-        embeddings.ensure(run_items(data, split))
+        embeddings.ensure(run_items(data, split, unlabeled=method_cls.needs_unlabeled))
     batches = TwoStreamBatches(
         data,
         split,

@@ -268,9 +268,30 @@ def test_sam_methods_train_and_evaluate_from_stored_embeddings(method, tmp_path,
     calls = []
     cls = type(build_generalist("tiny"))
     real = cls.embed
-    monkeypatch.setattr(cls, "embed", lambda self, x: calls.append(1) or real(self, x))
+    monkeypatch.setattr(cls, "embed", lambda self, x: calls.append(len(x)) or real(self, x))
     res = train(cfg, tmp_path / "run", verbose=False)
     assert 0.0 <= res.metrics["sam"]["dice"] <= 1.0
-    # the encoder ran only to fill the store (its batches), never in training or evaluation
-    n = len(load_dataset("synthetic-polyp", cache_dir=cfg.data.cache_dir))
-    assert len(calls) == -(-n // min(cfg.train.eval_batch_size, 32))
+    # the encoder ran only to fill the store (each stored image once), never in training or evaluation
+    assert sum(calls) == res.method.embeddings.stored > 0
+
+
+def test_a_method_without_unlabeled_images_does_not_embed_them(tmp_path):
+    """peft-sam learns from the labeled images only: the rest of the pool is not embedded (on the lab profile that
+    would be 750 images, a quarter of an hour on a CPU)."""
+    from scsam_lite.generalist.embedding_cache import run_items
+    from scsam_lite.trainer import build_training
+
+    cfg = C.build_config(
+        "quick",
+        {
+            "train.method": "peft-sam",
+            "data.labeled": 4,
+            "data.cache_dir": str(tmp_path),
+            "generalist.peft": "none",
+            "generalist.embedding_cache": True,
+        },
+    )
+    data, split, method, _ = build_training(cfg, setup(0, "cpu", verbose=False))
+    expected = run_items(data, split, unlabeled=False)
+    assert method.embeddings.stored == len(expected)
+    assert method.embeddings.missing(split.unlabeled).size == len(split.unlabeled) > 0

@@ -258,9 +258,14 @@ def embeddings_for_run(
     )
 
 
-def run_items(data: SegData, split) -> np.ndarray:  # split: data.LabelSplit
-    """The items a run touches: its labeled and unlabeled training images, validation and test."""
-    parts = [split.labeled, split.unlabeled, *(data.splits.get(s, []) for s in ("val", "test"))]
+def run_items(data: SegData, split, *, unlabeled: bool = True) -> np.ndarray:  # split: data.LabelSplit
+    """The items a run touches: its labeled training images, its unlabeled ones if it learns from them (a
+    supervised method's split still lists the rest of the pool as unlabeled), validation and test."""
+    parts = [
+        split.labeled,
+        split.unlabeled if unlabeled else [],
+        *(data.splits.get(s, []) for s in ("val", "test")),
+    ]
     return np.unique(np.concatenate([np.asarray(p, dtype=np.int64) for p in parts]))
 
 
