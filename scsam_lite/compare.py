@@ -15,6 +15,7 @@ The inputs are the per-item files every run writes (``metrics_items.csv``, and `
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -163,8 +164,6 @@ def load_scores(source: str | os.PathLike, model: str | None, metric: str) -> tu
 
 def _scoring(source: str | os.PathLike) -> dict | None:
     """What a run's per-item scores depend on besides the model (dataset, resolution), from its config.json."""
-    import json
-
     path = items_file(source)
     config = path.parent / "config.json"
     if not config.is_file():

@@ -111,8 +111,6 @@ def read_item_metrics(path: str | os.PathLike) -> dict[str, dict[str, dict[str, 
                     raise ValueError("a row with more or fewer fields than the header")
                 out.setdefault(model, {})[item] = {k: float(v) for k, v in row.items()}
         except (KeyError, ValueError, TypeError, csv.Error) as exc:
-            from .errors import DataError
-
             raise DataError(
                 f"{path} is not a per-item metrics file (line {reader.line_num}: {exc})",
                 "write it again with `scsam-lite evaluate RUN --split test`",
@@ -243,14 +241,7 @@ class RunDir:
         for _ in range(2):
             try:
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except OSError as err:
-                if isinstance(err, FileExistsError):
-                    pass
-                elif err.errno in (errno.EROFS, errno.EACCES, errno.EPERM) and self.metrics_path.is_file():
-                    yield self  # a finished run in a read-only folder: read, never written
-                    return
-                else:
-                    raise
+            except FileExistsError:
                 try:
                     owner = json.loads(path.read_text())
                 except (OSError, ValueError):
@@ -263,13 +254,17 @@ class RunDir:
                     f"{self.path}",
                     f"wait for it to finish, or choose another --out; if no such process runs, delete {path}",
                 ) from None
+            except OSError as err:
+                if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM) and self.metrics_path.is_file():
+                    yield self  # a finished run in a read-only folder: read, never written
+                    return
+                raise
             with os.fdopen(fd, "w") as f:
                 f.write(json.dumps(me))
             break
+        # writes cut short by a kill: we own the folder now, so no one else is writing them
         for orphan in [*self.path.glob(".*.tmp"), *self.checkpoint_dir.glob(".*.tmp")]:
-            orphan.unlink(
-                missing_ok=True
-            )  # a write cut short by a kill: we own the folder now, nobody writes it
+            orphan.unlink(missing_ok=True)
         try:
             yield self
         finally:

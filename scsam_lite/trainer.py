@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from . import config as C
 from .data import LabelSplit, SegData, TwoStreamBatches, load_dataset, make_label_split
 from .data.batches import load_images
-from .errors import TrainingError
+from .errors import CheckpointError, TrainingError
 from .evaluation import predict_split, score_items, summarize_items, validate
 from .generalist.embedding_cache import run_items
 from .methods import METHODS, Method
@@ -117,9 +117,8 @@ def build_training(
     )
     method = method_cls(cfg, data, rt)
     embeddings = getattr(method, "embeddings", None)
-    if (
-        embeddings is not None and embed
-    ):  # stored SAM embeddings: the items this run uses, embedded once, before step 1
+    # stored SAM embeddings: the items this run uses, embedded once, before step 1
+    if embeddings is not None and embed:
         embeddings.ensure(run_items(data, split, unlabeled=method_cls.needs_unlabeled))
     batches = TwoStreamBatches(
         data,
@@ -133,13 +132,27 @@ def build_training(
     return data, split, method, batches
 
 
-def _check_resume_config(run: RunDir, cfg: C.Config) -> None:
-    """A resumed run trains on with the settings it started with: the ones its last.pt recorded (config.json may
-    have been edited since), and anything given again on the command line must agree with them."""
+def _resume_state(run: RunDir) -> dict[str, Any]:
+    """``last.pt``, loaded once on the CPU (``load_state_dict`` moves it to the models' device; the RNG states must
+    stay on the CPU), checked to be a training state rather than, say, a copy of ``best.pt``."""
+    state = load_checkpoint(run.last_path, map_location="cpu")
+    missing = [k for k in ("method", "step", "best_val", "best_step", "rng") if k not in state]
+    if missing:
+        raise CheckpointError(
+            f"{run.last_path} holds no training state to resume from (no {', '.join(missing)}; "
+            "a copy of best.pt?)",
+            "resume needs the last.pt that training wrote: delete this one and start the run again "
+            "(without --resume), or evaluate best.pt with `scsam-lite evaluate`",
+        )
+    return state
+
+
+def _check_resume_config(run: RunDir, cfg: C.Config, state: dict[str, Any]) -> None:
+    """A resumed run trains on with the settings it started with: the ones its last.pt (``state``) recorded
+    (config.json may have been edited since), and anything given again on the command line must agree."""
     record = run.read_config()
     saved = C.config_from_dict(record["config"])
     truth, source = saved, "config.json"
-    state = load_checkpoint(run.last_path, map_location="cpu")
     if "config" in state:
         truth, source = C.config_from_dict(state["config"]), "its last.pt"
     elif record.get("config_hash") not in (None, C.config_hash(saved)):
@@ -198,9 +211,8 @@ def train(
                 "continues from the last checkpoint",
             ) from None
     except BaseException:
-        if (
-            fresh
-        ):  # failed before it wrote anything (missing data, a bad setting): leave no empty folder behind
+        # failed before it wrote anything (missing data, a bad setting): leave no empty folder behind
+        if fresh:
             _remove_if_empty(Path(out).expanduser())
         raise
 
@@ -233,8 +245,9 @@ def _train_in(
 ) -> TrainResult:
     """:func:`train` once it holds the run folder's lock."""
     resuming = resume and run.last_path.is_file()
+    state = _resume_state(run) if resuming else {}
     if resuming:
-        _check_resume_config(run, cfg)
+        _check_resume_config(run, cfg, state)
     rt: Runtime = setup(
         cfg.train.seed,
         cfg.train.device,
@@ -263,17 +276,6 @@ def _train_in(
     step, best_val, best_step, elapsed = 0, -1.0, 0, 0.0
     best_own: dict[str, tuple[float, int]] = {m: (-1.0, 0) for m in method.separately_selected()}
     if resuming:
-        state = load_checkpoint(run.last_path, map_location=rt.device)
-        missing = [k for k in ("method", "step", "best_val", "best_step", "rng") if k not in state]
-        if missing:
-            from .errors import CheckpointError
-
-            raise CheckpointError(
-                f"{run.last_path} holds no training state to resume from (no {', '.join(missing)}; "
-                "a copy of best.pt?)",
-                "resume needs the last.pt that training wrote: delete this one and start the run again "
-                "(without --resume), or evaluate best.pt with `scsam-lite evaluate`",
-            )
         method.load_state_dict(state["method"])
         step, best_val, best_step = state["step"], state["best_val"], state["best_step"]
         best_own.update({m: tuple(v) for m, v in state.get("best_own", {}).items() if m in best_own})
@@ -476,8 +478,6 @@ def load_run(
         else:
             method.load_state_dict(load_checkpoint(path, map_location=rt.device)["method"], models_only=True)
     except (KeyError, RuntimeError) as exc:
-        from .errors import CheckpointError
-
         raise CheckpointError(
             f"{path} does not fit the {cfg.train.method} models of this run ({type(exc).__name__})",
             "point at the run directory this checkpoint came from",

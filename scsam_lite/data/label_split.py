@@ -186,6 +186,5 @@ def _subset(data: SegData, unlabeled: np.ndarray, limit: int, seed: int) -> tupl
         raise ConfigError(
             f"data.unlabeled_limit={limit} is smaller than any unlabeled case", "raise it or set it to none"
         )
-    return np.sort(
-        np.asarray(kept, np.int64)
-    ), f"{len(kept_cases)} of {len(by_case)} cases ({len(kept)} slices)"
+    text = f"{len(kept_cases)} of {len(by_case)} cases ({len(kept)} slices)"
+    return np.sort(np.asarray(kept, np.int64)), text

@@ -147,9 +147,8 @@ class SCSAM(Supervised):
     def train_step(self, batch: Batch, step: int) -> dict[str, float]:
         n_lab = len(batch.labeled_image)
         unlabeled = batch.unlabeled_image
-        if (
-            self.cfg.cotrain.unlabeled_view == "strong"
-        ):  # photometric only: pixels (and pseudo-labels) stay aligned
+        # cotrain.unlabeled_view=strong: photometric only, so pixels (and pseudo-labels) stay aligned
+        if self.cfg.cotrain.unlabeled_view == "strong":
             unlabeled = strong_view(unlabeled, seed=self.cfg.train.seed * 1_000_003 + step)
         images = self.prepare(torch.cat([batch.labeled_image, unlabeled]))
         # 1. the U-Net on every image
