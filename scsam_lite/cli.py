@@ -72,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", default="best", choices=["best", "last"])
     e.add_argument("--device", default="auto")
     e.add_argument(
+        "--selection",
+        choices=["joint", "separate"],
+        help="sc-sam: test both models from SAM's best step (joint) or the U-Net from its own best step "
+        "(separate), whatever cotrain.checkpoints the run was trained with",
+    )
+    e.add_argument(
         "--prompts-from",
         metavar="UNET_RUN",
         help="prompt SAM (peft-sam, or sc-sam's SAM alone) with this run's U-Net predictions instead of the "
@@ -224,8 +230,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .runs import write_item_metrics, write_json
     from .trainer import format_metrics, load_run
 
-    method, data, cfg = load_run(args.run_dir, checkpoint=args.checkpoint, device=args.device)
-    prompt_masks, suffix = None, ""
+    method, data, cfg = load_run(
+        args.run_dir, checkpoint=args.checkpoint, device=args.device, selection=args.selection
+    )
+    prompt_masks, suffix = None, f"_{args.selection}" if args.selection else ""
     if args.prompts_from:
         from .errors import ConfigError
         from .evaluation import unet_prompt_masks
@@ -244,7 +252,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             )
         prompt_masks = unet_prompt_masks(unet_method, data, args.split, cfg.train.eval_batch_size)
         # one file per prompt source, so prompts from several U-Nets can be compared side by side
-        suffix = f"_prompts_from_{Path(args.prompts_from).resolve().name}"
+        suffix += f"_prompts_from_{Path(args.prompts_from).resolve().name}"
     items = evaluate_items(method, data, args.split, cfg.train.eval_batch_size, prompt_masks)
     metrics = summarize_items(items)
     out = Path(args.run_dir) / f"metrics_{args.split}_{args.checkpoint}{suffix}.json"

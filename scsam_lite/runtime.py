@@ -11,6 +11,8 @@ import platform as _platform
 import random
 import sys
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -161,3 +163,43 @@ def setup(
         if dev.type == "cpu" and rt.platform in ("colab", "kaggle"):
             print(gpu_hint(rt.platform), file=sys.stdout, flush=True)
     return rt
+
+
+def provenance() -> dict[str, Any]:
+    """Where a run was made: the package's git commit (with ``-dirty`` when its tracked files differ) when it runs
+    from a checkout, else its version; the machine (host, processor, cores). Saved in every run's config.json."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    commit = None
+    if (root / ".git").exists():
+        try:
+            git = ["git", "-C", str(root)]
+            commit = subprocess.run(
+                [*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+            ).stdout.strip()
+            dirty = subprocess.run(
+                [*git, "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
+            commit += "-dirty" if dirty else ""
+        except (OSError, subprocess.SubprocessError):
+            commit = None
+    return {
+        "commit": commit,
+        "host": _platform.node(),
+        "machine": f"{_platform.system()} {_platform.machine()}, {os.cpu_count()} CPU cores",
+        "processor": _cpu_name(),
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return _platform.processor() or "unknown"

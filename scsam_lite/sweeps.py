@@ -118,6 +118,32 @@ _grid(
         axis="learned tokens",
     )
 )
+_grid(
+    Grid(
+        "fidelity",
+        "our co-training step against the reference code's, one difference at a time, then all five together "
+        "(README 'Differences from the reference code'); each run also saves its U-Net's own best, so "
+        "`scsam-lite evaluate RUN --selection separate` scores the reference's checkpoint choice from the same run",
+        [
+            Variant("ours", {}),
+            Variant("loss x1", {"cotrain.loss_scale": 1.0}),
+            Variant("entropy: batch", {"cotrain.entropy_scope": "batch"}),
+            Variant("unlabeled: strong", {"cotrain.unlabeled_view": "strong"}),
+            Variant("SAM: two-pass", {"cotrain.sam_output": "two-pass"}),
+            Variant(
+                "reference",
+                {
+                    "cotrain.loss_scale": 1.0,
+                    "cotrain.entropy_scope": "batch",
+                    "cotrain.unlabeled_view": "strong",
+                    "cotrain.sam_output": "two-pass",
+                    "cotrain.checkpoints": "separate",
+                },
+            ),
+        ],
+        axis="co-training step",
+    )
+)
 
 
 @dataclass

@@ -43,7 +43,7 @@ from .runs import (
     write_item_metrics,
     write_json,
 )
-from .runtime import Runtime, setup
+from .runtime import Runtime, provenance, setup
 
 
 @dataclass
@@ -274,7 +274,8 @@ def _train_in(
                 print(format_trainable_table(trainable_table(model)))
 
     step, best_val, best_step, elapsed = 0, -1.0, 0, 0.0
-    best_own: dict[str, tuple[float, int]] = {m: (-1.0, 0) for m in method.separately_selected()}
+    own = dict.fromkeys([*method.own_best_saved, *method.separately_selected()])
+    best_own: dict[str, tuple[float, int]] = {m: (-1.0, 0) for m in own}
     if resuming:
         method.load_state_dict(state["method"])
         step, best_val, best_step = state["step"], state["best_val"], state["best_step"]
@@ -295,6 +296,7 @@ def _train_in(
                 "label_split": split.description,
                 "data": data.summary(),
                 "runtime": rt.as_dict(),
+                "provenance": provenance(),
             },
         )
 
@@ -404,16 +406,33 @@ def _train_in(
             write_json(run.slices_metrics_path, summarize_items(slices))
         write_item_metrics(run.items_path, items)
         write_json(run.metrics_path, metrics)
+        record = run.read_config()  # the run's cost, beside its command and machine
+        record.update(wall_time_s=row(metrics)["wall_time_s"], finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        write_json(run.config_path, record)
         append_result(results_registry(run.path), row(metrics))
         if verbose:
             print(format_metrics(metrics, f"test metrics (best step {best_step}, val dice {best_val:.4f})"))
     return TrainResult(run.path, metrics, best_step, best_val, wall, method, data, split)
 
 
-def load_best(method: Method, run: RunDir, device: torch.device | str) -> None:
-    """The weights a run is tested with: ``best.pt``, then each separately selected model's own best."""
+def load_best(method: Method, run: RunDir, device: torch.device | str, selection: str | None = None) -> None:
+    """The weights a run is tested with: ``best.pt``, then each separately selected model's own best.
+
+    ``selection`` ("joint" or "separate") overrides the run's ``cotrain.checkpoints``: both can be scored from one
+    run, since an sc-sam run saves its U-Net's own best either way."""
     method.load_state_dict(load_checkpoint(run.best_path, map_location=device)["method"], models_only=True)
-    for name in method.separately_selected():
+    names = method.separately_selected()
+    if selection == "joint":
+        names = []
+    elif selection == "separate":
+        names = list(method.own_best_saved)
+    for name in names:
+        if not run.best_model_path(name).is_file():
+            raise CheckpointError(
+                f"{run.path} has no {run.best_model_path(name).name}: it was trained before every sc-sam run "
+                f"saved its {name}'s own best",
+                "score this run with its own selection (leave --selection out), or train it again",
+            )
         state = load_checkpoint(run.best_model_path(name), map_location=device)
         load_model_state(method.models[name], state["models"][name])
 
@@ -457,9 +476,10 @@ def format_metrics(metrics: dict[str, dict[str, float]], title: str = "metrics")
 
 
 def load_run(
-    run_dir: str | Path, *, checkpoint: str = "best", device: str = "auto"
+    run_dir: str | Path, *, checkpoint: str = "best", device: str = "auto", selection: str | None = None
 ) -> tuple[Method, SegData, C.Config]:
-    """Rebuild a finished (or interrupted) run's method with its weights, its data and its config."""
+    """Rebuild a finished (or interrupted) run's method with its weights, its data and its config
+    (``selection``: see :func:`load_best`)."""
     run = RunDir(run_dir)
     cfg = C.config_from_dict(run.read_config()["config"])
     method_cls = METHODS.get(cfg.train.method)
@@ -474,7 +494,7 @@ def load_run(
     path = run.best_path if checkpoint == "best" else run.last_path
     try:
         if checkpoint == "best":
-            load_best(method, run, rt.device)
+            load_best(method, run, rt.device, selection)
         else:
             method.load_state_dict(load_checkpoint(path, map_location=rt.device)["method"], models_only=True)
     except (KeyError, RuntimeError) as exc:

@@ -27,6 +27,10 @@ class Method:
     #: the model whose validation Dice picks ``best.pt``
     selection_model: str = "unet"
 
+    #: models whose own best validation step is also saved (``best_<name>.pt``), whichever selection is tested,
+    #: so that ``scsam-lite evaluate --selection`` can score the other one afterwards
+    own_best_saved: tuple[str, ...] = ()
+
     def separately_selected(self) -> list[str]:
         """Models whose test-time weights come from their own best validation step (``best_<name>.pt``) rather
         than from ``best.pt``; none by default."""

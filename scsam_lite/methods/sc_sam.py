@@ -80,6 +80,8 @@ class SCSAM(Supervised):
         #: stored image embeddings (``generalist.embedding_cache``), or None: the encoder runs every step
         self.embeddings = embeddings_for_run(cfg, data, self.sam, rt.device)
 
+    own_best_saved = ("unet",)
+
     def separately_selected(self) -> list[str]:
         """``cotrain.checkpoints=separate`` (the reference): the U-Net tested is its own best, not SAM's best step's."""
         return ["unet"] if self.cfg.cotrain.checkpoints == "separate" else []
