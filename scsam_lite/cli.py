@@ -154,14 +154,43 @@ def _parser() -> argparse.ArgumentParser:
         help="run an ablation grid (skips configs already in the results registry, resumes interrupted runs)",
     )
     w.add_argument(
-        "grid", nargs="?", help="rampup | backbone | prompts | prompt-type | labels | peft | tokens"
+        "grid",
+        nargs="?",
+        help="rampup | backbone | prompts | prompt-type | labels | peft | tokens | fidelity",
     )
     w.add_argument("--preset", default="quick", help="quick | classroom | paper (default quick)")
     w.add_argument("--seeds", default="0", help="comma-separated training seeds (default 0)")
     w.add_argument("--method", help="method whose ablation it is (default sc-sam)")
     w.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=[])
     w.add_argument("--out", help="folder of the sweep's runs and registry (default runs/sweeps)")
+    w.add_argument(
+        "--splits", action="store_true", help="each seed also draws its own labeled split (data.split_seed)"
+    )
+    w.add_argument("--variants", help="comma-separated variant labels to keep (default: all); see --list")
     w.add_argument("--dry-run", action="store_true", help="print what would run")
+    w.add_argument(
+        "--launcher",
+        default="local",
+        choices=["local", "slurm", "submitit-local"],
+        help="local: here, one run after the other (default); slurm: one job per missing run through submitit "
+        "(returns once submitted); submitit-local: the same jobs as local processes",
+    )
+    w.add_argument("--status", action="store_true", help="what each run is: done, running, failed (log tail)")
+    w.add_argument("--wait", action="store_true", help="slurm/submitit-local: wait until the jobs end")
+    w.add_argument("--partition", help="slurm: partition (default: the cluster's)")
+    w.add_argument("--gpus", type=int, default=1, help="slurm: GPUs per job (default 1)")
+    w.add_argument("--cpus", type=int, default=4, help="slurm: CPUs per job (default 4)")
+    w.add_argument("--mem-gb", type=int, default=16, help="slurm: memory per job in GB (default 16)")
+    w.add_argument(
+        "--time-min",
+        type=int,
+        default=240,
+        help="slurm: time limit per job in minutes (default 240); a job cut off is requeued and resumes",
+    )
+    w.add_argument(
+        "--array-parallelism", type=int, default=8, help="slurm: jobs of the sweep at once (default 8)"
+    )
+    w.add_argument("--account", help="slurm: account to charge")
     w.add_argument("--list", action="store_true", help="list the grids and their variants")
 
     n = sub.add_parser(
@@ -174,6 +203,34 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument("--out", default="runs/notebooks", help="where executed notebooks, runs and summary go")
     n.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks, e.g. --only 01 03")
     n.add_argument("--notebooks", help="folder of the notebooks (default: the repository's notebooks/)")
+
+    r = sub.add_parser(
+        "reference",
+        help="the reference runs committed with the package: list, check, export, re-run",
+        description="Reference runs are the project's own finished runs, committed with their records (and, for "
+        "the runs the notebooks load, fp16 weights of the parts that train) so a notebook can load them instead "
+        "of training.",
+    )
+    r.add_argument("action", choices=["list", "check", "export", "rerun"])
+    r.add_argument(
+        "name", nargs="?", help="a reference run, e.g. lab/sc-sam-s0 (export: the name to give it)"
+    )
+    r.add_argument("--run", help="export: the finished run directory to export")
+    r.add_argument("--no-weights", action="store_true", help="export: records only")
+    r.add_argument("--no-probes", action="store_true", help="export: leave sc-sam's probe snapshots out")
+    r.add_argument("--out", help="rerun: the run directory to train into")
+    r.add_argument("--root", help="folder of reference runs (default: the package's)")
+
+    s = sub.add_parser(
+        "results",
+        help="render the results page (docs/results.md) from the reference runs' records",
+    )
+    s.add_argument("--write", metavar="PATH", help="write the page there (default: print it)")
+    s.add_argument("--check", metavar="PATH", help="fail when the page at PATH differs from the records")
+    s.add_argument(
+        "--readme", metavar="README", help="also write (or with --check, check) its short results table"
+    )
+    s.add_argument("--root", help="folder of reference runs (default: the package's)")
 
     sub.add_parser("datasets", help="list the datasets and where each is found")
 
@@ -328,8 +385,30 @@ def _sweep(args: argparse.Namespace) -> int:
         overrides=C.parse_overrides(args.overrides),
         out=args.out,
         method=args.method,
+        splits=args.splits,
+        variants=[v.strip() for v in args.variants.split(",")] if args.variants else None,
     )
-    sweep(args.grid, dry_run=args.dry_run, **kw)
+    if args.status:
+        from .launchers import format_status, sweep_status
+        from .sweeps import plan
+
+        print(format_status(sweep_status(plan(args.grid, **kw))))
+        return 0
+    from .launchers import SlurmOptions
+
+    slurm = SlurmOptions(
+        partition=args.partition,
+        gpus=args.gpus,
+        cpus=args.cpus,
+        mem_gb=args.mem_gb,
+        time_min=args.time_min,
+        array_parallelism=args.array_parallelism,
+        extra={"account": args.account} if args.account else None,
+    )
+    sweep(args.grid, dry_run=args.dry_run, launcher=args.launcher, slurm=slurm, wait=args.wait, **kw)
+    if args.launcher != "local" and not args.wait:
+        print(f"submitted; `scsam-lite sweep {args.grid} --status` (same options) shows how they do")
+        return 0
     if not args.dry_run:
         table = sweep_table(args.grid, **kw)
         summary = table.groupby(["order", "variant", "model"])["dice"].agg(["mean", "std", "count"])
@@ -348,6 +427,72 @@ def _notebooks(args: argparse.Namespace) -> int:
         notebooks=args.notebooks,
         only=args.only,
     )
+    return 0
+
+
+def _reference(args: argparse.Namespace) -> int:
+    from . import reference as R
+    from .errors import ConfigError
+
+    if args.action == "list":
+        for ref in R.reference_runs(args.root):
+            dice = "  ".join(f"{m} {v['dice']:.3f}" for m, v in ref.metrics.items())
+            weights = "weights" if ref.has_weights else "records"
+            print(f"{ref.name:32s} {ref.config_hash}  {weights:7s}  test Dice {dice}  ({ref.cost()})")
+        return 0
+    if args.action == "check":
+        refs = [R.get_reference(args.name, args.root)] if args.name else R.reference_runs(args.root)
+        problems = [p for ref in refs for p in R.check_reference(ref)]
+        print("\n".join(problems) or f"{len(refs)} reference run(s): records consistent")
+        return 1 if problems else 0
+    if not args.name:
+        raise ConfigError(f"`scsam-lite reference {args.action}` needs a NAME", "e.g. lab/sc-sam-s0")
+    if args.action == "export":
+        if not args.run:
+            raise ConfigError("export needs --run RUN_DIR", "give the finished run directory to export")
+        ref = R.export_reference(
+            args.run, args.name, weights=not args.no_weights, probes=not args.no_probes, root=args.root
+        )
+        print(f"exported {args.run} -> {ref.path}")
+        return 0
+    if not args.out:
+        raise ConfigError("rerun needs --out RUN_DIR", "give a new folder to train into")
+    ref = R.get_reference(args.name, args.root)
+    result = R.rerun(ref, args.out)
+    print(
+        f"re-ran {ref.name} into {result.run_dir}; compare it with: scsam-lite compare {result.run_dir} {ref.path}"
+    )
+    return 0
+
+
+def _results(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .results import readme_table, render_results_page, with_readme_table
+    from .runs import atomic_write_text
+
+    page = render_results_page(args.root)
+    readme = Path(args.readme).read_text() if args.readme else None
+    new_readme = with_readme_table(readme, readme_table(args.root)) if readme is not None else None
+    if args.check:
+        stale = [args.check] if not Path(args.check).is_file() or Path(args.check).read_text() != page else []
+        stale += [args.readme] if readme is not None and readme != new_readme else []
+        if stale:
+            fix = f"scsam-lite results --write {args.check}" + (
+                f" --readme {args.readme}" if args.readme else ""
+            )
+            print(f"{' and '.join(stale)} differ(s) from the records: run `{fix}`")
+            return 1
+        print(f"{args.check}{' and ' + args.readme if args.readme else ''} agree with the records")
+        return 0
+    if args.write:
+        atomic_write_text(args.write, page)
+        print(f"wrote {args.write}")
+    if new_readme is not None:
+        atomic_write_text(args.readme, new_readme)
+        print(f"updated the results table of {args.readme}")
+    if not args.write and new_readme is None:
+        print(page, end="")
     return 0
 
 
@@ -405,6 +550,8 @@ COMMANDS = {
     "bench": _bench,
     "sweep": _sweep,
     "notebooks": _notebooks,
+    "reference": _reference,
+    "results": _results,
     "datasets": _datasets,
     "config": _config,
 }

@@ -227,3 +227,37 @@ def persistent_runs_dir(runs: str, drive: str | None = None) -> str:
         print(f"runs go to {out} (kept as this notebook's output)")
         return out
     return runs
+
+
+def course_config(
+    profile: str,
+    method: str,
+    *,
+    dataset: str = "",
+    labeled: float = 0.05,
+    seed: int = 0,
+    data_root: str | None = None,
+    iterations: int | None = None,
+    generalist: str = "",
+):
+    """The config a course notebook trains ``method`` with: the profile's preset, the notebook's parameters, and
+    ``seed`` as both the training seed and the labeled split, as the reference runs do, so that a notebook on the
+    ``lab`` profile is the same experiment (same hash) as the committed reference run it can load."""
+    from .config import build_config
+
+    overrides = {
+        "train.method": method,
+        "data.labeled": labeled,
+        "train.seed": seed,
+        "data.split_seed": seed,
+    }
+    if dataset:
+        overrides["data.dataset"] = dataset
+    if data_root:
+        overrides["data.data_root"] = data_root
+    if generalist:
+        overrides["generalist.name"] = generalist
+    if iterations:
+        overrides["train.iterations"] = iterations
+        overrides["train.val_every"] = max(1, iterations // 6)
+    return build_config(profile, overrides)

@@ -238,6 +238,8 @@ class RunDir:
         whose process is gone (killed, rebooted) is taken over."""
         path = self.path / ".lock"
         me = {"host": socket.gethostname(), "pid": os.getpid()}
+        if os.environ.get("SLURM_JOB_ID"):  # lets a requeued job on another node see that this one is gone
+            me["slurm_job"] = os.environ["SLURM_JOB_ID"]
         for _ in range(2):
             try:
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -246,8 +248,8 @@ class RunDir:
                     owner = json.loads(path.read_text())
                 except (OSError, ValueError):
                     owner = {}
-                if owner.get("host") == me["host"] and not _alive(owner.get("pid")):
-                    path.unlink(missing_ok=True)  # stale: its process is gone
+                if not _owner_alive(owner):
+                    path.unlink(missing_ok=True)  # stale: its process (or Slurm job) is gone
                     continue
                 raise TrainingError(
                     f"another process (pid {owner.get('pid', '?')} on {owner.get('host', '?')}) is training into "
@@ -271,6 +273,49 @@ class RunDir:
             path.unlink(missing_ok=True)
 
 
+def _owner_alive(owner: dict[str, Any]) -> bool:
+    """Whether the process that wrote a lock still runs: a pid on this host, or a Slurm job on another node
+    (asked of Slurm); a lock from another host without a Slurm job is taken to be alive (we cannot tell)."""
+    if owner.get("host") == socket.gethostname():
+        return _alive(owner.get("pid"))
+    if owner.get("slurm_job"):
+        from .launchers import slurm_state
+
+        return slurm_state(str(owner["slurm_job"])) in ("RUNNING", "COMPLETING", "CONFIGURING")
+    return bool(owner)
+
+
+def lock_owner_alive(path: str | os.PathLike) -> bool:
+    """Whether a run folder's ``.lock`` at ``path`` is held by a live process (False when there is none)."""
+    try:
+        owner = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return False
+    return _owner_alive(owner)
+
+
+def locked_append(path: str | os.PathLike, text: str, check=None) -> bool:
+    """Append ``text`` to a file under an exclusive ``flock`` on ``<path>.lock``, so that concurrent writers
+    (jobs of one sweep on several nodes) neither interleave nor both append what should be there once:
+    ``check(existing_text)`` returning False skips the write. Returns whether it wrote."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        try:
+            if check is not None and not check(path.read_text() if path.is_file() else ""):
+                return False
+            with open(path, "a") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            return True
+        finally:
+            fcntl.flock(guard, fcntl.LOCK_UN)
+
+
 def _alive(pid: Any) -> bool:
     if not isinstance(pid, int) or pid <= 0:
         return False
@@ -286,22 +331,22 @@ def _alive(pid: Any) -> bool:
 def append_result(registry: str | os.PathLike, row: dict[str, Any]) -> bool:
     """Append one run's row to the results registry (one JSON object per line), once: a run folder that already
     has a row there keeps it. Returns whether a row was written."""
-    registry = Path(registry)
-    registry.parent.mkdir(parents=True, exist_ok=True)
-    if registry.is_file() and any(r.get("run_dir") == row.get("run_dir") for r in read_results(registry)):
-        return False
-    with open(registry, "a") as f:
-        f.write(json.dumps(row, default=str) + "\n")
-    return True
+
+    def absent(text: str) -> bool:
+        return not any(r.get("run_dir") == row.get("run_dir") for r in _parse_rows(text))
+
+    return locked_append(registry, json.dumps(row, default=str) + "\n", check=absent)
 
 
 def read_results(registry: str | os.PathLike) -> list[dict[str, Any]]:
     """All rows of a results registry; a line cut short by a crash is skipped rather than failing the table."""
     registry = Path(registry)
-    if not registry.is_file():
-        return []
+    return _parse_rows(registry.read_text()) if registry.is_file() else []
+
+
+def _parse_rows(text: str) -> list[dict[str, Any]]:
     rows = []
-    for line in registry.read_text().splitlines():
+    for line in text.splitlines():
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError:

@@ -169,13 +169,26 @@ def plan(
     overrides: dict[str, Any] | None = None,
     out: str | Path | None = None,
     method: str | None = None,
+    splits: bool = False,
+    variants: list[str] | None = None,
 ) -> list[PlannedRun]:
-    """Every (variant, seed) of ``grid`` as a full config and its run directory under ``out``."""
+    """Every (variant, seed) of ``grid`` as a full config and its run directory under ``out``; with ``splits``
+    each seed also draws its own labeled split (``data.split_seed``), as the reference runs do; ``variants``
+    keeps only those labels."""
     g = GRIDS.get(grid)
+    if variants:
+        unknown = sorted(set(variants) - {v.label for v in g.variants})
+        if unknown:
+            raise ConfigError(
+                f"grid {grid!r} has no variant {', '.join(map(repr, unknown))}",
+                f"its variants: {', '.join(v.label for v in g.variants)}",
+            )
     out = Path(out) if out else runs_dir() / "sweeps"
     base = C.build_config(preset, overrides, method=method or g.method)
     runs = []
     for variant in g.variants:
+        if variants and variant.label not in variants:
+            continue
         for seed in seeds:
             cfg = copy.deepcopy(base)
             for key, value in variant.overrides.items():
@@ -183,6 +196,8 @@ def plan(
             for key, frac in variant.relative.items():
                 C.set_value(cfg, key, max(1, round(frac * cfg.train.iterations)))
             C.set_value(cfg, "train.seed", seed)
+            if splits:
+                C.set_value(cfg, "data.split_seed", seed)
             C.validate(cfg)
             h = C.config_hash(cfg)
             slug = _slug(variant.label)
@@ -211,18 +226,57 @@ def sweep(
     method: str | None = None,
     verbose: bool = True,
     dry_run: bool = False,
+    splits: bool = False,
+    launcher: str = "local",
+    slurm=None,
+    wait: bool = False,
+    use_reference: bool = False,
+    variants: list[str] | None = None,
 ) -> list[PlannedRun]:
-    """Run what is missing of ``grid`` (see the module docstring); returns the plan."""
+    """Run what is missing of ``grid`` (see the module docstring); returns the plan.
+
+    ``launcher``: ``local`` trains here, one run after the other; ``slurm`` submits each missing run as a job of
+    one array (``slurm``: a :class:`~scsam_lite.launchers.SlurmOptions`) and returns at once, unless ``wait``;
+    ``submitit-local`` runs the same jobs as local processes (see :mod:`scsam_lite.launchers`). With
+    ``use_reference``, a config that is one of the package's reference runs is copied from its records instead of
+    trained (notebook 05 on the ``lab`` profile)."""
+    from .launchers import LAUNCHERS, SlurmOptions, submit
     from .trainer import train
 
-    runs = plan(grid, preset, seeds, overrides, out, method)
+    if launcher not in LAUNCHERS:
+        raise ConfigError(f"unknown launcher {launcher!r}", f"use one of {', '.join(LAUNCHERS)}")
+    runs = plan(grid, preset, seeds, overrides, out, method, splits, variants)
     root = runs[0].run_dir.parent
     done = finished_hashes(root)
     todo = [r for r in runs if r.config_hash not in done]
+    command = f"scsam-lite sweep {grid} --preset {preset} --seeds {','.join(map(str, seeds))}" + (
+        " --splits" if splits else ""
+    )
     if verbose:
         print(
             f"sweep {grid} ({preset}, seeds {list(seeds)}): {len(runs)} runs, {len(runs) - len(todo)} already done"
         )
+    if launcher != "local":
+        if dry_run:
+            for r in todo:
+                print(f"would submit {r.label}, seed {r.seed} -> {r.run_dir}")
+            return runs
+        jobs = submit(todo, launcher, root, slurm or SlurmOptions(), command, verbose)
+        if wait:
+            for job in jobs:
+                try:
+                    job.result()
+                except Exception as exc:  # one failed job does not hide the others; --status shows its log
+                    print(f"job {job.job_id} failed: {str(exc).splitlines()[-1] if str(exc) else exc}")
+        return runs
+    if use_reference:  # the project's own finished runs of a config: their records, not a new training
+        from .reference import copy_records, find_reference
+
+        for r in list(todo):
+            ref = find_reference(r.config, weights=False)
+            if ref is not None and not dry_run:
+                copy_records(ref, r.run_dir, verbose=verbose)
+                todo.remove(r)
     for i, r in enumerate(todo, 1):
         if verbose:
             print(f"[{i}/{len(todo)}] {r.label}, seed {r.seed} -> {r.run_dir}", flush=True)
@@ -233,7 +287,7 @@ def sweep(
             r.run_dir,
             resume=True,
             verbose=False,
-            command=f"scsam-lite sweep {grid} --preset {preset}",
+            command=command,
         )
     return runs
 
@@ -245,11 +299,13 @@ def sweep_table(
     overrides: dict[str, Any] | None = None,
     out: str | Path | None = None,
     method: str | None = None,
+    splits: bool = False,
+    variants: list[str] | None = None,
 ):
     """A pandas table, one row per finished (variant, seed, evaluated model) with Dice, IoU, HD95 and ASD."""
     import pandas as pd
 
-    runs = plan(grid, preset, seeds, overrides, out, method)
+    runs = plan(grid, preset, seeds, overrides, out, method, splits, variants)
     registry = runs[0].run_dir.parent / "results.jsonl"
     rows = {r["config_hash"]: r for r in read_results(registry)} if registry.is_file() else {}
     order = {v.label: i for i, v in enumerate(GRIDS.get(grid).variants)}

@@ -55,7 +55,7 @@ class TrainResult:
     best_step: int
     best_val: float
     wall_time_s: float
-    method: Method
+    method: Method | None  # None for a reference run kept as records only (scsam_lite.reference)
     data: SegData
     label_split: LabelSplit
 
@@ -92,12 +92,8 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def build_training(
-    cfg: C.Config, rt: Runtime, *, embed: bool = True
-) -> tuple[SegData, LabelSplit, Method, TwoStreamBatches]:
-    """The data, labeled split, method and batch sampler a run of ``cfg`` trains with (``cfg.data.resolution``
-    is filled in with the dataset's own when it was None). With stored SAM embeddings, the items the run uses are
-    embedded here unless ``embed`` is false (a benchmark embeds only the batches it times)."""
+def load_training_data(cfg: C.Config) -> tuple[SegData, LabelSplit]:
+    """The dataset and the labeled split of a run of ``cfg`` (no model is built)."""
     method_cls = METHODS.get(cfg.train.method)
     data = load_dataset(
         cfg.data.dataset,
@@ -115,6 +111,17 @@ def build_training(
         require_unlabeled=method_cls.needs_unlabeled,
         unlabeled_limit=cfg.data.unlabeled_limit if method_cls.needs_unlabeled else None,
     )
+    return data, split
+
+
+def build_training(
+    cfg: C.Config, rt: Runtime, *, embed: bool = True
+) -> tuple[SegData, LabelSplit, Method, TwoStreamBatches]:
+    """The data, labeled split, method and batch sampler a run of ``cfg`` trains with (``cfg.data.resolution``
+    is filled in with the dataset's own when it was None). With stored SAM embeddings, the items the run uses are
+    embedded here unless ``embed`` is false (a benchmark embeds only the batches it times)."""
+    method_cls = METHODS.get(cfg.train.method)
+    data, split = load_training_data(cfg)
     method = method_cls(cfg, data, rt)
     embeddings = getattr(method, "embeddings", None)
     # stored SAM embeddings: the items this run uses, embedded once, before step 1

@@ -1,0 +1,357 @@
+"""Reference runs: the project's own finished runs, committed with the package, so that a notebook can show real
+co-training on real polyps in seconds instead of training for a quarter of an hour on a laptop CPU.
+
+A reference run is a run folder (``config.json`` with command, commit, machine and wall time, ``history.jsonl``,
+``metrics.json``, ``metrics_items.csv``, sc-sam's ``probes/``) plus, for the runs the notebooks load, ``weights.pt``:
+the test-time weights of the parts that train, in fp16 (the frozen pretrained encoder is rebuilt from its own file).
+No image of any dataset is stored.
+
+:func:`train_or_load` is what the notebooks call instead of :func:`~scsam_lite.trainer.train`: when a reference run
+has the same config hash it is copied into the run folder and loaded (one line says which, what it cost, and how to
+retrain), otherwise the run trains as usual. ``scsam-lite reference`` lists, exports, checks and re-runs them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import config as C
+from .errors import ConfigError
+from .paths import results_registry
+from .runs import (
+    RunDir,
+    append_result,
+    load_checkpoint,
+    read_item_metrics,
+    read_json,
+    save_checkpoint,
+    write_json,
+)
+
+#: where the package keeps its reference runs: ``<profile>/<method>-s<seed>/``
+REFERENCE_ROOT = Path(__file__).resolve().parent / "reference_runs"
+#: the files of a run folder a reference run keeps (besides ``probes/*.npz`` and ``weights.pt``)
+RECORD_FILES = ("config.json", "history.jsonl", "metrics.json", "metrics_items.csv")
+#: further records kept when present: slice-wise scores, the other checkpoint selection's scores
+OPTIONAL_GLOBS = ("metrics_slices*", "metrics_test_best_*")
+WEIGHTS = "weights.pt"
+#: marks a run folder that is a copy of a reference run (so RETRAIN knows it may replace it)
+MARKER = "reference.json"
+
+
+@dataclass
+class ReferenceRun:
+    """One committed run: ``name`` is its path under the reference root, e.g. ``lab/sc-sam-s0``."""
+
+    name: str
+    path: Path
+
+    @property
+    def record(self) -> dict[str, Any]:
+        return read_json(self.path / "config.json")
+
+    @property
+    def config(self) -> C.Config:
+        return C.config_from_dict(self.record["config"])
+
+    @property
+    def config_hash(self) -> str:
+        return self.record["config_hash"]
+
+    @property
+    def metrics(self) -> dict[str, dict[str, float]]:
+        return read_json(self.path / "metrics.json")
+
+    @property
+    def has_weights(self) -> bool:
+        return (self.path / WEIGHTS).is_file()
+
+    def history(self) -> list[dict[str, Any]]:
+        import json
+
+        return [json.loads(line) for line in (self.path / "history.jsonl").read_text().splitlines() if line]
+
+    def cost(self) -> str:
+        """What training it took, from its record: ``"300 steps in 16.2 min on a 2-core CPU (commit 1a2b3c4)"``."""
+        rec = self.record
+        prov = rec.get("provenance", {})
+        where = rec.get("runtime", {}).get("gpu_name") or prov.get("machine", "an unrecorded machine")
+        commit = prov.get("commit") or "unrecorded"
+        commit = commit[:7] + ("-dirty" if commit.endswith("-dirty") else "")
+        wall = rec.get("wall_time_s")
+        took = f"{wall / 60:.1f} min" if wall is not None else "an unrecorded time"
+        return f"{self.config.train.iterations} steps in {took} on {where} (commit {commit})"
+
+
+def reference_runs(root: str | Path | None = None) -> list[ReferenceRun]:
+    """Every reference run under ``root`` (default: the package's), sorted by name."""
+    root = Path(root) if root else REFERENCE_ROOT
+    if not root.is_dir():
+        return []
+    found = sorted(p.parent for p in root.glob("*/*/config.json"))
+    return [ReferenceRun(str(p.relative_to(root)), p) for p in found]
+
+
+def find_reference(
+    cfg: C.Config, root: str | Path | None = None, *, weights: bool = True
+) -> ReferenceRun | None:
+    """The reference run that is the same experiment as ``cfg`` (same config hash), with weights unless
+    ``weights`` is false, or None."""
+    h = C.config_hash(C.resolved(cfg))
+    for ref in reference_runs(root):
+        if ref.config_hash == h and (ref.has_weights or not weights):
+            return ref
+    return None
+
+
+def get_reference(name: str, root: str | Path | None = None) -> ReferenceRun:
+    """A reference run by name (``lab/sc-sam-s0``), with the known names in the error."""
+    runs = {r.name: r for r in reference_runs(root)}
+    if name not in runs:
+        raise ConfigError(
+            f"no reference run named {name!r}",
+            f"use one of: {', '.join(runs) or '(none are installed)'}; `scsam-lite reference list` shows them",
+        )
+    return runs[name]
+
+
+# -- honesty checks -------------------------------------------------------------------------------------------------
+def check_reference(ref: ReferenceRun) -> list[str]:
+    """What is wrong with a reference run's record (empty when nothing): its metrics.json must be the mean of its
+    per-image metrics, its config must reproduce its hash, its history must end at its last step."""
+    problems = []
+    rec = ref.record
+    cfg = C.config_from_dict(rec["config"])
+    if C.config_hash(cfg) != rec["config_hash"]:
+        problems.append(f"{ref.name}: its config hashes to {C.config_hash(cfg)}, not {rec['config_hash']}")
+    items = read_item_metrics(ref.path / "metrics_items.csv")
+    if sorted(items) != sorted(ref.metrics):
+        problems.append(
+            f"{ref.name}: per-image models {sorted(items)} but metrics.json has {sorted(ref.metrics)}"
+        )
+    for model, summary in ref.metrics.items():
+        rows = list(items.get(model, {}).values())
+        if len(rows) != int(summary["n"]):
+            problems.append(
+                f"{ref.name}: {model} has {len(rows)} per-image rows, metrics.json says {summary['n']}"
+            )
+            continue
+        for key in (k for k in summary if k != "n" and not k.endswith("_std")):
+            mean = float(np.mean([r[key] for r in rows]))
+            if not np.isclose(mean, summary[key], rtol=1e-6, atol=1e-9):
+                problems.append(f"{ref.name}: {model} {key} is {summary[key]} but its images average {mean}")
+    history = ref.history()
+    if not history or history[-1]["step"] != cfg.train.iterations:
+        problems.append(f"{ref.name}: its history does not end at step {cfg.train.iterations}")
+    return problems
+
+
+# -- export: a finished run becomes a reference run -------------------------------------------------------------------
+def export_reference(
+    run_dir: str | Path,
+    name: str,
+    *,
+    weights: bool = True,
+    probes: bool = True,
+    root: str | Path | None = None,
+    device: str = "cpu",
+) -> ReferenceRun:
+    """Copy a finished run's records (and, with ``weights``, its test-time trainable weights in fp16) to
+    ``root/name``; refuses a run whose records disagree with each other."""
+    run = RunDir(run_dir)
+    if not run.metrics_path.is_file():
+        raise ConfigError(
+            f"{run.path} has no metrics.json: it has not finished", "let it finish (or --resume it)"
+        )
+    dest = (Path(root) if root else REFERENCE_ROOT) / name
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        for f in RECORD_FILES:
+            shutil.copy2(run.path / f, tmp / f)
+        for pattern in OPTIONAL_GLOBS:
+            for f in run.path.glob(pattern):
+                shutil.copy2(f, tmp / f.name)
+        if probes and (run.path / "probes").is_dir():
+            (tmp / "probes").mkdir()
+            for f in sorted((run.path / "probes").glob("step_*.npz")):
+                shutil.copy2(f, tmp / "probes" / f.name)
+        problems = check_reference(ReferenceRun(name, tmp))
+        if problems:
+            raise ConfigError(
+                "; ".join(problems), "export a run whose records were written by `scsam-lite train`"
+            )
+        if weights:
+            from .trainer import load_run
+
+            method, _, _ = load_run(run.path, device=device)
+            state = {
+                k: {n: t.half() if t.is_floating_point() else t for n, t in _model_state(m).items()}
+                for k, m in method.models.items()
+            }
+            save_checkpoint(tmp / WEIGHTS, {"models": state, "exported_from": str(run.path.resolve())})
+        shutil.rmtree(dest, ignore_errors=True)
+        tmp.rename(dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return ReferenceRun(name, dest)
+
+
+def _model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    from .methods.base import model_state
+
+    return model_state(model)
+
+
+# -- load: a reference run becomes a run folder ---------------------------------------------------------------------
+def copy_records(ref: ReferenceRun, run_dir: str | Path, verbose: bool = False) -> tuple[int, float]:
+    """Copy ``ref``'s records (no weights) into ``run_dir`` as a finished run, with its row in the results registry
+    beside it, so tables and plots (``sweep_table``, ``results_table``) read it like a run trained here. Returns
+    the best validation step and Dice."""
+    from .methods import METHODS
+
+    cfg, rec = ref.config, ref.record
+    run = RunDir(run_dir)
+    run.path.mkdir(parents=True, exist_ok=True)
+    for f in ref.path.iterdir():
+        if f.is_file() and f.name != WEIGHTS:
+            shutil.copy2(f, run.path / f.name)
+    if (ref.path / "probes").is_dir():
+        shutil.copytree(ref.path / "probes", run.path / "probes", dirs_exist_ok=True)
+    best_step, best_val = _best(ref.history(), METHODS.get(cfg.train.method).selection_model)
+    write_json(run.path / MARKER, {"reference": ref.name, "copied": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    append_result(
+        results_registry(run.path),
+        {
+            "run_dir": str(run.path.resolve()),
+            "config_hash": rec["config_hash"],
+            "method": cfg.train.method,
+            "dataset": cfg.data.dataset,
+            "labeled": cfg.data.labeled,
+            "label_split": rec.get("label_split"),
+            "preset": cfg.preset,
+            "seed": cfg.train.seed,
+            "iterations": cfg.train.iterations,
+            "best_step": best_step,
+            "val_dice": best_val,
+            "metrics": ref.metrics,
+            "device": rec.get("runtime", {}).get("gpu_name") or rec.get("runtime", {}).get("device"),
+            "host": rec.get("provenance", {}).get("host"),
+            "wall_time_s": float(rec.get("wall_time_s") or 0.0),
+            "finished": rec.get("finished"),
+            "reference": ref.name,
+        },
+    )
+    if verbose:
+        print(f"reference run {ref.name} (records): {ref.cost()}")
+    return best_step, best_val
+
+
+def materialize(
+    ref: ReferenceRun,
+    run_dir: str | Path,
+    device: str = "auto",
+    verbose: bool = True,
+    data_root: str | None = None,
+    cache_dir: str | None = None,
+):
+    """Copy ``ref`` into ``run_dir`` as a finished run (:func:`copy_records`, plus ``checkpoints/best.pt`` rebuilt
+    from its fp16 weights when it has them) and return it as a :class:`~scsam_lite.trainer.TrainResult`; ``load_run``,
+    ``scsam-lite evaluate`` and ``compare`` then work on it like on any run. A reference run kept as records only
+    (the folder's size budget) gives its metrics, history, probes, data and split, and ``method=None``."""
+    from .methods.base import load_model_state
+    from .runtime import setup
+    from .trainer import TrainResult, build_training, load_training_data
+
+    cfg = ref.config
+    cfg.data.data_root, cfg.data.cache_dir = data_root, cache_dir  # here, not on the machine that trained it
+    wall = float(ref.record.get("wall_time_s") or 0.0)
+    if not ref.has_weights:
+        data, split = load_training_data(cfg)
+        best_step, best_val = copy_records(ref, run_dir)
+        if verbose:
+            print(
+                f"loaded reference run {ref.name} (its records; no weights are kept for it): {ref.cost()}; "
+                "RETRAIN=True trains it here instead"
+            )
+        return TrainResult(Path(run_dir), ref.metrics, best_step, best_val, wall, None, data, split)
+    rt = setup(cfg.train.seed, device, precision=cfg.train.precision, verbose=False)
+    data, split, method, _ = build_training(cfg, rt, embed=False)
+    state = load_checkpoint(ref.path / WEIGHTS, map_location=rt.device)["models"]
+    for name, model in method.models.items():
+        params = dict(model.state_dict())
+        load_model_state(model, {k: v.to(params[k].dtype) for k, v in state[name].items()})
+    run = RunDir(run_dir)
+    best_step, best_val = copy_records(ref, run.path)
+    (run.path / "checkpoints").mkdir(exist_ok=True)
+    save_checkpoint(
+        run.best_path, {"method": {"models": {k: _model_state(m) for k, m in method.models.items()}}}
+    )
+    # the weights stored are the test-time ones: a separately selected model is already in them
+    for name in method.separately_selected():
+        save_checkpoint(run.best_model_path(name), {"models": {name: _model_state(method.models[name])}})
+    method.train(False)
+    if verbose:
+        print(f"loaded reference run {ref.name}: {ref.cost()}; RETRAIN=True trains it here instead")
+    return TrainResult(run.path, ref.metrics, best_step, best_val, wall, method, data, split)
+
+
+def _best(history: list[dict[str, Any]], model: str) -> tuple[int, float]:
+    """The step and value of the best validation Dice of ``model`` (ties: the later step, as the trainer does)."""
+    best_step, best_val = 0, -1.0
+    for row in history:
+        val = row["val_dice"][model]
+        if val >= best_val:
+            best_step, best_val = row["step"], val
+    return best_step, best_val
+
+
+def is_reference_copy(run_dir: str | Path) -> bool:
+    return (Path(run_dir) / MARKER).is_file()
+
+
+def train_or_load(
+    cfg: C.Config,
+    run_dir: str | Path,
+    *,
+    retrain: bool = False,
+    verbose: bool = False,
+    root: str | Path | None = None,
+):
+    """Train ``cfg`` into ``run_dir`` (resuming or reusing a finished run there) unless a reference run is the same
+    experiment: then load that one, unless ``retrain``. Returns a :class:`~scsam_lite.trainer.TrainResult`."""
+    from .trainer import train
+
+    ref = None if retrain else find_reference(cfg, root, weights=False)
+    if ref is not None:
+        return materialize(
+            ref, run_dir, device=cfg.train.device, data_root=cfg.data.data_root, cache_dir=cfg.data.cache_dir
+        )
+    if is_reference_copy(run_dir):  # RETRAIN after a load: the copy goes, the run trains from the start
+        shutil.rmtree(run_dir)
+    return train(cfg, run_dir, resume=True, verbose=verbose)
+
+
+def rerun_command(ref: ReferenceRun, out: str = "RUN_DIR") -> str:
+    """The command that trains ``ref`` again from its record (then ``scsam-lite compare`` the two)."""
+    return f"scsam-lite reference rerun {ref.name} --out {out}"
+
+
+def rerun(ref: ReferenceRun, out: str | Path, *, verbose: bool = True):
+    """Train ``ref``'s recorded config again into ``out`` (the data root from this machine's settings)."""
+    from .trainer import train
+
+    cfg = ref.config
+    for key in ("data.data_root", "data.cache_dir"):
+        C.set_value(cfg, key, None)
+    if C.config_hash(cfg) != ref.config_hash:
+        raise ConfigError(f"{ref.name}'s config no longer hashes to its record", "reinstall the package")
+    return train(cfg, out, resume=True, verbose=verbose, command=rerun_command(ref, str(out)))

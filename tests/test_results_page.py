@@ -1,0 +1,51 @@
+"""The committed reference runs and the pages that quote them: small enough, no images, honest records, notebooks
+that find them, and a results page and README table that agree with the records."""
+
+from pathlib import Path
+
+from scsam_lite import config as C
+from scsam_lite import reference as R
+from scsam_lite.cli import main
+from scsam_lite.hosted import course_config
+from scsam_lite.results import README_BEGIN, readme_table, render_results_page, with_readme_table
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".nii", ".gz", ".mhd", ".raw"}
+
+
+def test_the_reference_folder_is_small_and_holds_no_image():
+    files = [p for p in R.REFERENCE_ROOT.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) <= 30 * 2**20
+    assert not [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+
+
+def test_the_lab_reference_runs_are_committed_with_honest_records():
+    refs = R.reference_runs()
+    lab = {r.name for r in refs if r.name.startswith("lab/")}
+    assert {"lab/unet-s0", "lab/mean-teacher-s0", "lab/peft-sam-s0", "lab/sc-sam-s0"} <= lab
+    for ref in refs:
+        assert R.check_reference(ref) == [], ref.name
+
+
+def test_the_notebooks_find_the_lab_runs_they_load():
+    """A notebook on the lab profile builds its config with course_config: it must be the reference's experiment."""
+    for ref in R.reference_runs():
+        if not ref.name.startswith("lab/"):
+            continue
+        cfg = ref.config
+        mine = course_config("lab", cfg.train.method, dataset="kvasir-seg", seed=cfg.train.seed)
+        assert C.config_hash(mine) == ref.config_hash, ref.name
+        assert R.find_reference(mine, weights=False).name == ref.name
+
+
+def test_the_results_page_and_the_readme_table_agree_with_the_records():
+    assert (ROOT / "docs" / "results.md").read_text() == render_results_page(), (
+        "run `scsam-lite results --write docs/results.md --readme README.md`"
+    )
+    readme = (ROOT / "README.md").read_text()
+    assert README_BEGIN in readme
+    assert with_readme_table(readme, readme_table()) == readme
+    assert (
+        main(["results", "--check", str(ROOT / "docs" / "results.md"), "--readme", str(ROOT / "README.md")])
+        == 0
+    )
