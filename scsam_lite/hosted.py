@@ -239,25 +239,27 @@ def course_config(
     data_root: str | None = None,
     iterations: int | None = None,
     generalist: str = "",
+    overrides: dict | None = None,
 ):
     """The config a course notebook trains ``method`` with: the profile's preset, the notebook's parameters, and
     ``seed`` as both the training seed and the labeled split, as the reference runs do, so that a notebook on the
-    ``lab`` profile is the same experiment (same hash) as the committed reference run it can load."""
+    ``lab`` profile is the same experiment (same hash) as the committed reference run it can load. ``overrides``
+    (config keys, e.g. ``{"prompts.kind": "box"}``, the exercises' changes) come last."""
     from .config import build_config
 
-    overrides = {
+    fields = {
         "train.method": method,
         "data.labeled": labeled,
         "train.seed": seed,
         "data.split_seed": seed,
     }
     if dataset:
-        overrides["data.dataset"] = dataset
+        fields["data.dataset"] = dataset
     if data_root:
-        overrides["data.data_root"] = data_root
+        fields["data.data_root"] = data_root
     if generalist:
-        overrides["generalist.name"] = generalist
+        fields["generalist.name"] = generalist
     if iterations:
-        overrides["train.iterations"] = iterations
-        overrides["train.val_every"] = max(1, iterations // 6)
-    return build_config(profile, overrides)
+        fields["train.iterations"] = iterations
+        fields["train.val_every"] = max(1, iterations // 6)
+    return build_config(profile, {**fields, **(overrides or {})})

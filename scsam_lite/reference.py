@@ -355,3 +355,18 @@ def rerun(ref: ReferenceRun, out: str | Path, *, verbose: bool = True):
     if C.config_hash(cfg) != ref.config_hash:
         raise ConfigError(f"{ref.name}'s config no longer hashes to its record", "reinstall the package")
     return train(cfg, out, resume=True, verbose=verbose, command=rerun_command(ref, str(out)))
+
+
+def profile_costs(profile: str, methods: list[str], seed: int = 0, root: str | Path | None = None) -> str:
+    """What training ``methods`` costs on ``profile``, read from its reference runs' records (one line each), for
+    a notebook's first cells: measured numbers, never typed-in ones."""
+    runs = {r.name: r for r in reference_runs(root)}
+    lines = []
+    for method in methods:
+        ref = runs.get(f"{profile}/{method}-s{seed}")
+        if ref is None:
+            lines.append(f"  {method}: no reference run of the {profile} profile yet (it trains here)")
+        else:
+            kept = "weights kept" if ref.has_weights else "records kept"
+            lines.append(f"  {method}: {ref.cost()}; {kept}, loaded in seconds unless RETRAIN")
+    return f"{profile} profile, as measured by the reference runs:\n" + "\n".join(lines)

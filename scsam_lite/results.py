@@ -107,17 +107,21 @@ def compare_table(refs: list[ReferenceRun]) -> str:
             if other not in runs:
                 continue
             if other == "sc-sam":
-                model_b, label = "unet", "its own U-Net"
+                sides = [(runs[other].path, "unet", "its own U-Net")]
+            elif other == "peft-sam":  # its own metrics are prompted by the truth; a U-Net's prompts are fair
+                sides = [(runs[other].path, None, "`peft-sam` (ground-truth prompts: an upper bound)")]
+                for f in sorted(runs[other].path.glob("metrics_test_best_prompts_from_*_items.csv")):
+                    source = f.name.removeprefix("metrics_test_best_prompts_from_").removesuffix("_items.csv")
+                    sides.append((f, None, f"`peft-sam` prompted by the `{source}` U-Net"))
             else:
-                model_b, label = None, f"`{other}`"
-            r = compare_runs(
-                runs["sc-sam"].path, runs[other].path, model_a="sam", model_b=model_b, n_boot=2000
-            )
-            found = True
-            lines.append(
-                f"| {seed} | {label} | {r.mean_a:.3f} | {r.mean_b:.3f} | {r.diff:+.3f} [{r.ci_low:+.3f}, "
-                f"{r.ci_high:+.3f}] | {r.a_better} / {r.b_better} | {r.p_wilcoxon:.2g} |"
-            )
+                sides = [(runs[other].path, None, f"`{other}`")]
+            for path, model_b, label in sides:
+                r = compare_runs(runs["sc-sam"].path, path, model_a="sam", model_b=model_b, n_boot=2000)
+                found = True
+                lines.append(
+                    f"| {seed} | {label} | {r.mean_a:.3f} | {r.mean_b:.3f} | {r.diff:+.3f} [{r.ci_low:+.3f}, "
+                    f"{r.ci_high:+.3f}] | {r.a_better} / {r.b_better} | {r.p_wilcoxon:.2g} |"
+                )
     return "\n".join(lines) if found else ""
 
 
@@ -150,7 +154,7 @@ def fidelity_table(refs: list[ReferenceRun]) -> str:
             f"| {variant.label} | {', '.join(str(_seed(r)) for r in runs)} | "
             f"{_mean_sd(joint['sam'])} | {_mean_sd(joint['unet'])} | "
             f"{_mean_sd(separate) if separate else 'not recorded'} | "
-            f"{_mean_sd([r.record.get('wall_time_s', float('nan')) / 60 for r in runs])} |"
+            f"{_mean_sd([r.record.get('wall_time_s', float('nan')) / 60 for r in runs], 1)} |"
         )
     return "\n".join(lines) if found else ""
 
@@ -225,7 +229,13 @@ def render_results_page(root: str | Path | None = None) -> str:
             f"(`cotrain.checkpoints=separate`), scored from the same runs.\n\n{fidelity}\n"
         )
     if refs:
-        parts.append(f"## What each run cost, and where it came from\n\n{cost_table(refs)}\n")
+        parts.append(
+            "## What each run cost, and where it came from\n\n"
+            "Wall time as recorded by the run (training, validation and the final test). The development machine is a "
+            "shared 2-core VM whose speed drifts between minutes and which often ran tests beside these runs, so "
+            "take them as upper bounds for a laptop of that size. `-dirty`: the checkout had uncommitted changes "
+            f"when the run started.\n\n{cost_table(refs)}\n"
+        )
     else:
         parts.append("No reference runs are installed.\n")
     return "\n".join(parts)

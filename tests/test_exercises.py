@@ -381,3 +381,15 @@ def test_solutions_ship_as_package_data():
     folder = ROOT / "scsam_lite" / "solutions"
     assert sorted(p.stem for p in folder.glob("*.md")) == STEMS
     assert [p for p in folder.iterdir() if p.suffix != ".md"] == []  # nothing the glob would leave behind
+
+
+EXERCISE_TAG = re.compile(r"^\[(easy|medium|hard) · (\d+) min · (CPU|GPU)\] ")
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_every_exercise_says_difficulty_time_and_hardware(stem):
+    items = exercises.notebook_exercises(ROOT / "notebooks" / f"{stem}.ipynb")
+    for number, text in items.items():
+        tag = EXERCISE_TAG.match(text)
+        assert tag, f"{stem} exercise {number} starts without a tag like [easy · 10 min · CPU]: {text[:60]!r}"
+        assert 1 <= int(tag.group(2)) <= 240

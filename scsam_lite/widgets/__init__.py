@@ -12,11 +12,14 @@ from .dataset_browser import DatasetBrowser
 from .explorer import Explorer, widget_mode
 from .prompt_explorer import PromptExplorer, prompt_gallery, zero_shot_scores, zero_shot_table
 from .pseudo_labels import UNetPseudoLabelExplorer, pseudo_label
+from .teaching import LossExplorer, PEFTCountExplorer
 
 __all__ = [
     "AblationExplorer",
     "DatasetBrowser",
     "Explorer",
+    "LossExplorer",
+    "PEFTCountExplorer",
     "PromptExplorer",
     "PseudoLabelExplorer",
     "RampUpExplorer",

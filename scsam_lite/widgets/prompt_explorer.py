@@ -115,12 +115,15 @@ def zero_shot_table(
     strategy: str = "random",
     seed: int = 1234,
     batch_size: int = 16,
+    embeddings: Any = None,
 ) -> dict[str, np.ndarray]:
     """Per-image Dice of ``generalist`` prompted from each image's ground truth, for each prompt kind.
 
     Each batch is embedded once and decoded once per kind (the encoder is the costly half). Point prompts are
     seeded per image (``seed`` + its dataset index), as ``peft-sam`` evaluates, so a score does not depend on the
-    batch. Runs in eval mode without gradients on the generalist's device.
+    batch. Runs in eval mode without gradients on the generalist's device. ``embeddings``: the stored image
+    embeddings of a frozen encoder (``generalist.embedding_cache``; the ``lab`` profile), read instead of running
+    the encoder, which on a CPU is seconds per image.
     """
     for kind in kinds:
         if kind not in KINDS:
@@ -132,7 +135,10 @@ def zero_shot_table(
         for start in range(0, len(idx), batch_size):
             part = idx[start : start + batch_size]
             masks = _masks(data, part, device)
-            emb = generalist.embed(load_images(data, part, device))
+            if embeddings is not None:
+                emb = embeddings.to(part, device)  # embedded once, on first use, then read
+            else:
+                emb = generalist.embed(load_images(data, part, device))
             seeds = [seed + int(i) for i in part]
             for kind in kinds:
                 points, boxes = gt_prompts(masks, kind, n_pos, n_neg, strategy, seeds)
