@@ -42,8 +42,9 @@ PAGE_WAIT = 60
 WIDGET_WAIT = 90  # kernel start + importing torch + building the dataset
 CHANGE_WAIT = 30
 
-# The widget's parts, inside the output of the notebook's last cell.
-LAST_CELL = ".jp-Notebook .jp-CodeCell >> nth=-1"
+# The widgets' parts, inside the output of their cells: the dataset browser, then the two teaching widgets.
+BROWSER_CELL = ".jp-Notebook .jp-CodeCell >> nth=1"
+TEACHING_CELLS = {"loss_explorer": 2, "peft_counter": 3}  # code cell index of each, in widget_check.ipynb
 SLIDER_HANDLE = ".widget-slider .noUi-handle"
 PICTURE = ".widget-output img"
 READOUT = ".widget-slider .widget-readout"
@@ -195,6 +196,8 @@ def test_slider_moved_in_jupyterlab_rerenders_the_picture(tmp_path):
         "dataset_browser_item1.png",
         "dataset_browser_strong.png",
         "jupyterlab.png",
+        "loss_explorer.png",
+        "peft_counter.png",
     }
     if os.environ.get(SAVE_VAR):  # only a complete, passing set replaces the kept screenshots
         save(shots, Path(os.environ[SAVE_VAR]))
@@ -298,7 +301,7 @@ def drive(page, port: int, token: str, shots: dict[str, bytes], step: Steps) -> 
     step("kernel started and idle")
     run_all(page, step)
 
-    cell = page.locator(LAST_CELL)
+    cell = page.locator(BROWSER_CELL)
     picture = cell.locator(PICTURE)
     cell.locator(SLIDER_HANDLE).wait_for(timeout=WIDGET_WAIT * 1000)
     picture.wait_for(timeout=WIDGET_WAIT * 1000)
@@ -330,3 +333,19 @@ def drive(page, port: int, token: str, shots: dict[str, bytes], step: Steps) -> 
     changed(src_item1, "choosing the strong view")
     shots["dataset_browser_strong.png"] = cell.screenshot()
     shots["jupyterlab.png"] = page.screenshot()
+
+    for name, index in TEACHING_CELLS.items():  # the loss explorer and the PEFT counter: first slider, one step
+        other = page.locator(".jp-Notebook .jp-CodeCell").nth(index)
+        image = other.locator(PICTURE)
+        other.locator(SLIDER_HANDLE).first.wait_for(timeout=WIDGET_WAIT * 1000)
+        image.wait_for(timeout=WIDGET_WAIT * 1000)
+        before = image.get_attribute("src")
+        other.locator(SLIDER_HANDLE).first.focus()
+        page.keyboard.press("ArrowRight")
+        try:
+            expect(image).not_to_have_attribute("src", before, timeout=CHANGE_WAIT * 1000)
+        except AssertionError:
+            raise AssertionError(f"{name}: the picture did not change within {CHANGE_WAIT} s") from None
+        assert image.count() == 1, f"{name} shows more than one picture"
+        step(f"{name}: picture changed after ArrowRight on its first slider")
+        shots[f"{name}.png"] = other.screenshot()

@@ -24,6 +24,7 @@ from ..metrics import dice_scores
 from .explorer import Explorer
 
 GT_COLOR, PRED_COLOR = "#2ca02c", "#d62728"
+WIDE = {"description_width": "initial"}  # slider labels in full
 
 
 def toy_prediction(
@@ -66,13 +67,31 @@ class LossExplorer(Explorer):
         self.shown: dict[str, float] = {}
         controls = {
             "shift": W.FloatSlider(
-                value=0.0, min=0.0, max=30.0, step=1.0, description="shift (px)", continuous_update=False
+                value=0.0,
+                min=0.0,
+                max=30.0,
+                step=1.0,
+                description="shift (px)",
+                continuous_update=False,
+                style=WIDE,
             ),
             "radius": W.FloatSlider(
-                value=12.0, min=2.0, max=28.0, step=1.0, description="radius (px)", continuous_update=False
+                value=12.0,
+                min=2.0,
+                max=28.0,
+                step=1.0,
+                description="radius (px)",
+                continuous_update=False,
+                style=WIDE,
             ),
             "confidence": W.FloatSlider(
-                value=4.0, min=0.5, max=40.0, step=0.5, description="confidence", continuous_update=False
+                value=4.0,
+                min=0.5,
+                max=40.0,
+                step=0.5,
+                description="confidence",
+                continuous_update=False,
+                style=WIDE,
             ),
         }
         super().__init__(controls)
@@ -139,13 +158,25 @@ class PEFTCountExplorer(Explorer):
         n = len(self.dims)
         controls = {
             "ratio": W.FloatSlider(
-                value=0.25, min=0.05, max=1.0, step=0.05, description="adapter ratio", continuous_update=False
+                value=0.25,
+                min=0.05,
+                max=1.0,
+                step=0.05,
+                description="adapter ratio",
+                continuous_update=False,
+                style=WIDE,
             ),
             "rank": W.IntSlider(
-                value=4, min=1, max=64, step=1, description="LoRA rank", continuous_update=False
+                value=4, min=1, max=64, step=1, description="LoRA rank", continuous_update=False, style=WIDE
             ),
             "blocks": W.IntSlider(
-                value=n, min=1, max=n, step=1, description="last N blocks", continuous_update=False
+                value=n,
+                min=1,
+                max=n,
+                step=1,
+                description="last N blocks",
+                continuous_update=False,
+                style=WIDE,
             ),
         }
         super().__init__(controls)
@@ -159,15 +190,19 @@ class PEFTCountExplorer(Explorer):
         }
         fig, ax = plt.subplots(figsize=(8, 2.8))
         names = list(self.shown)
-        bars = ax.barh(names, [v / 1e6 for v in self.shown.values()], color=["#ff7f0e", "#9467bd", "#7f7f7f"])
-        ax.bar_label(bars, labels=[f"{v / 1e6:.3f} M" for v in self.shown.values()], padding=3, fontsize=9)
+        big = max(max(self.shown.values()), self.encoder_total) >= 1e6
+        unit, name = (1e6, "millions") if big else (1e3, "thousands")
+        bars = ax.barh(
+            names, [v / unit for v in self.shown.values()], color=["#ff7f0e", "#9467bd", "#7f7f7f"]
+        )
+        ax.bar_label(bars, labels=[f"{v:,}" for v in self.shown.values()], padding=3, fontsize=9)
         ax.invert_yaxis()
-        ax.set_xlabel("trainable weights (millions)")
+        ax.set_xlabel(f"trainable weights ({name})")
         ax.spines[["top", "right"]].set_visible(False)
         ax.set_title(
-            f"{blocks} adapted block(s) of {len(self.dims)}; the frozen encoder has {self.encoder_total / 1e6:.2f} M",
+            f"{blocks} adapted block(s) of {len(self.dims)}; the frozen encoder has {self.encoder_total:,} weights",
             fontsize=9,
         )
-        ax.set_xlim(0, max(self.shown.values()) / 1e6 * 1.3 + 1e-3)
+        ax.set_xlim(0, max(self.shown.values()) / unit * 1.3 + 1e-3)
         fig.tight_layout()
         return fig
