@@ -147,6 +147,43 @@ def solution(notebook: str | int, exercise: int | None = None) -> str:
     return text
 
 
+QUESTIONNAIRE_HEADING = "## Questionnaire"
+ANSWERS_HEADING = "## Questionnaire answers"
+
+
+def answers_text(notebook: str | int) -> str:
+    """The questionnaire answers of a notebook's solutions file (the section before its first exercise)."""
+    text = solutions_markdown(notebook_name(notebook))
+    if ANSWERS_HEADING not in text:
+        raise ConfigError(
+            f"notebook {notebook_name(notebook)} has no questionnaire answers", "see its solutions file"
+        )
+    part = text.split(ANSWERS_HEADING, 1)[1]
+    end = SECTION.search(part)
+    return (ANSWERS_HEADING + part[: end.start() if end else len(part)]).strip() + "\n"
+
+
+def answers(notebook: str | int) -> str:
+    """Show the answers to a notebook's questionnaire (rendered in Jupyter, printed elsewhere) and return them."""
+    text = SolutionText(answers_text(notebook))
+    shell = _kernel_shell()
+    if shell is not None:
+        _display_markdown(text)
+        text.shown_in = getattr(shell, "execution_count", None)
+    else:
+        print(text)
+    return text
+
+
+def notebook_questions(path: str | os.PathLike) -> dict[int, str]:
+    """The numbered questions of a notebook's ``## Questionnaire`` cell ({} if none)."""
+    for cell in json.loads(Path(path).read_text(encoding="utf-8")).get("cells", []):
+        source = "".join(cell.get("source", []))
+        if cell.get("cell_type") == "markdown" and source.lstrip().startswith(QUESTIONNAIRE_HEADING):
+            return exercise_items(source)
+    return {}
+
+
 def exercise_items(markdown: str) -> dict[int, str]:
     """The numbered items of an exercises cell (``1. ...`` at the start of a line, continued by indented lines).
 

@@ -276,3 +276,55 @@ def with_readme_table(readme: str, table: str) -> str:
     head, rest = readme.split(README_BEGIN, 1)
     _, tail = rest.split(README_END, 1)
     return f"{head}{README_BEGIN}\n{table}\n{README_END}{tail}"
+
+
+def _order(method: str, model: str) -> tuple[int, int]:
+    m = METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+    return m, MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER)
+
+
+def measured_table(folder: str = "lab", methods: list[str] | None = None, root: str | Path | None = None):
+    """Test Dice of the reference runs of ``folder`` (e.g. ``lab``), one row per method and evaluated model: mean and
+    sample sd over the seeds committed, for a notebook's "what we measured" cell. Percent, as the paper writes."""
+    import pandas as pd
+
+    rows: dict[tuple[str, str], list[float]] = defaultdict(list)
+    setting: dict[str, Any] = {}
+    for ref in reference_runs(root):
+        if ref.name.split("/")[0] != folder:
+            continue
+        cfg = ref.config
+        if methods and cfg.train.method not in methods:
+            continue
+        setting = {"dataset": cfg.data.dataset, "labeled": cfg.data.labeled}
+        for model, m in ref.metrics.items():
+            if model != "agreement":
+                rows[(cfg.train.method, model)].append(100 * m["dice"])
+    out = [
+        {
+            **setting,
+            "setting": MODEL_NAMES.get(key, f"{key[0]}: {key[1]}"),
+            "dice": float(np.mean(v)),
+            "sd over seeds": float(np.std(v, ddof=1)) if len(v) > 1 else float("nan"),
+            "seeds": len(v),
+            "source": f"measured here (`{folder}` reference runs)",
+        }
+        for key, v in sorted(rows.items(), key=lambda kv: _order(*kv[0]))
+    ]
+    return pd.DataFrame(out)
+
+
+def measured_vs_paper(folder: str = "lab", methods: list[str] | None = None, root: str | Path | None = None):
+    """:func:`measured_table` above the paper's published rows for the same dataset and label share (a citation, in
+    its own ``source``), so a notebook shows both without mixing them up."""
+    import pandas as pd
+
+    from .paper import paper_table
+
+    mine = measured_table(folder, methods, root)
+    if mine.empty:
+        return mine
+    paper = paper_table()
+    same = (paper["dataset"] == mine["dataset"].iloc[0]) & (paper["labeled"] == mine["labeled"].iloc[0])
+    cited = paper[same][["dataset", "labeled", "setting", "dice", "source"]]
+    return pd.concat([mine, cited], ignore_index=True)

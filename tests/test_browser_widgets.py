@@ -334,7 +334,10 @@ def drive(page, port: int, token: str, shots: dict[str, bytes], step: Steps) -> 
     shots["dataset_browser_strong.png"] = cell.screenshot()
     shots["jupyterlab.png"] = page.screenshot()
 
-    for name, index in TEACHING_CELLS.items():  # the loss explorer and the PEFT counter: first slider, one step
+    for (
+        name,
+        index,
+    ) in TEACHING_CELLS.items():  # the loss explorer and the PEFT counter: first slider, one step
         other = page.locator(".jp-Notebook .jp-CodeCell").nth(index)
         image = other.locator(PICTURE)
         other.locator(SLIDER_HANDLE).first.wait_for(timeout=WIDGET_WAIT * 1000)

@@ -393,3 +393,19 @@ def test_every_exercise_says_difficulty_time_and_hardware(stem):
         tag = EXERCISE_TAG.match(text)
         assert tag, f"{stem} exercise {number} starts without a tag like [easy · 10 min · CPU]: {text[:60]!r}"
         assert 1 <= int(tag.group(2)) <= 240
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_objectives_summary_and_a_questionnaire_answered_in_the_solutions(stem):
+    path = ROOT / "notebooks" / f"{stem}.ipynb"
+    cells = json.loads(path.read_text())["cells"]
+    assert "**After this notebook you can:**" in "".join(cells[0]["source"])
+    assert any("".join(c["source"]).startswith("## Summary") for c in cells if c["cell_type"] == "markdown")
+    questions = exercises.notebook_questions(path)
+    assert len(questions) >= 3 and list(questions) == list(range(1, len(questions) + 1))
+    answered = exercises.exercise_items(exercises.answers_text(stem))
+    assert list(answered) == list(questions), f"{stem}: {len(questions)} questions, {len(answered)} answers"
+    assert all(len(a) > 80 for a in answered.values())
+    assert "Questionnaire answers" not in "".join(
+        exercises.sections(exercises.solutions_markdown(stem)).values()
+    )
