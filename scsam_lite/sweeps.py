@@ -232,6 +232,7 @@ def sweep(
     wait: bool = False,
     use_reference: bool = False,
     variants: list[str] | None = None,
+    reference_only: bool = False,
 ) -> list[PlannedRun]:
     """Run what is missing of ``grid`` (see the module docstring); returns the plan.
 
@@ -239,7 +240,7 @@ def sweep(
     one array (``slurm``: a :class:`~scsam_lite.launchers.SlurmOptions`) and returns at once, unless ``wait``;
     ``submitit-local`` runs the same jobs as local processes (see :mod:`scsam_lite.launchers`). With
     ``use_reference``, a config that is one of the package's reference runs is copied from its records instead of
-    trained (notebook 05 on the ``lab`` profile)."""
+    trained (notebook 05 on the ``lab`` profile); ``reference_only`` then trains nothing and says what is missing."""
     from .launchers import LAUNCHERS, SlurmOptions, submit
     from .trainer import train
 
@@ -269,7 +270,7 @@ def sweep(
                 except Exception as exc:  # one failed job does not hide the others; --status shows its log
                     print(f"job {job.job_id} failed: {str(exc).splitlines()[-1] if str(exc) else exc}")
         return runs
-    if use_reference:  # the project's own finished runs of a config: their records, not a new training
+    if use_reference or reference_only:  # the project's own finished runs of a config: records, no training
         from .reference import copy_records, find_reference
 
         for r in list(todo):
@@ -277,6 +278,13 @@ def sweep(
             if ref is not None and not dry_run:
                 copy_records(ref, r.run_dir, verbose=verbose)
                 todo.remove(r)
+        if reference_only:
+            for r in todo:
+                if verbose:
+                    print(
+                        f"no reference run yet for {r.label}, seed {r.seed}: not trained here (reference_only)"
+                    )
+            return runs
     for i, r in enumerate(todo, 1):
         if verbose:
             print(f"[{i}/{len(todo)}] {r.label}, seed {r.seed} -> {r.run_dir}", flush=True)

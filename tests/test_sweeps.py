@@ -65,3 +65,11 @@ def test_run_folder_names_are_readable_and_distinct():
         slugs = [_slug(v.label) for v in GRIDS.get(name).variants]
         assert len(set(slugs)) == len(slugs), (name, slugs)
         assert all(re.fullmatch(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*", s) for s in slugs), slugs
+
+
+def test_reference_only_trains_nothing(tmp_path, monkeypatch, capsys):
+    """Notebook 05's default on the lab profile: committed runs are copied, the rest is listed, nothing trains."""
+    monkeypatch.setattr("scsam_lite.trainer.train", lambda *a, **k: pytest.fail("trained"))
+    runs = sweep("tokens", "quick", seeds=(0,), out=tmp_path, reference_only=True)
+    assert len(runs) == 2 and not (tmp_path / "results.jsonl").exists()
+    assert capsys.readouterr().out.count("no reference run yet") == 2
