@@ -137,14 +137,7 @@ def solution(notebook: str | int, exercise: int | None = None) -> str:
     ``2``, ``"02"``, ``"02_unet_ssl"``. An unknown notebook or exercise raises one :class:`ConfigError` that lists
     what exists.
     """
-    text = SolutionText(solution_text(notebook, exercise))
-    shell = _kernel_shell()
-    if shell is not None:
-        _display_markdown(text)
-        text.shown_in = getattr(shell, "execution_count", None)
-    else:
-        print(text)
-    return text
+    return _show(solution_text(notebook, exercise))
 
 
 QUESTIONNAIRE_HEADING = "## Questionnaire"
@@ -165,14 +158,7 @@ def answers_text(notebook: str | int) -> str:
 
 def answers(notebook: str | int) -> str:
     """Show the answers to a notebook's questionnaire (rendered in Jupyter, printed elsewhere) and return them."""
-    text = SolutionText(answers_text(notebook))
-    shell = _kernel_shell()
-    if shell is not None:
-        _display_markdown(text)
-        text.shown_in = getattr(shell, "execution_count", None)
-    else:
-        print(text)
-    return text
+    return _show(answers_text(notebook))
 
 
 def notebook_questions(path: str | os.PathLike) -> dict[int, str]:
@@ -182,6 +168,18 @@ def notebook_questions(path: str | os.PathLike) -> dict[int, str]:
         if cell.get("cell_type") == "markdown" and source.lstrip().startswith(QUESTIONNAIRE_HEADING):
             return exercise_items(source)
     return {}
+
+
+def _show(markdown: str) -> SolutionText:
+    """Render ``markdown`` once in Jupyter (print it elsewhere) and return it."""
+    text = SolutionText(markdown)
+    shell = _kernel_shell()
+    if shell is not None:
+        _display_markdown(text)
+        text.shown_in = getattr(shell, "execution_count", None)
+    else:
+        print(text)
+    return text
 
 
 def exercise_items(markdown: str) -> dict[int, str]:

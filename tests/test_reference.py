@@ -155,3 +155,17 @@ def test_a_reference_kept_as_records_only_loads_without_weights(exported, tmp_pa
 
     (row,) = read_results(tmp_path / "results.jsonl")
     assert row["reference"] == "quick/sc-sam-s0" and row["metrics"] == ref.metrics
+
+
+def test_rerun_trains_the_recorded_config_again(exported, tmp_path, monkeypatch):
+    _, root = exported
+    ref = R.get_reference("quick/unet-s0", root)
+    seen = {}
+
+    def fake_train(cfg, out, **kw):
+        seen.update(hash=C.config_hash(cfg), out=out, command=kw["command"])
+        return type("Result", (), {"run_dir": out})()
+
+    monkeypatch.setattr("scsam_lite.trainer.train", fake_train)
+    assert main(["reference", "rerun", "quick/unet-s0", "--root", str(root), "--out", str(tmp_path / "again")]) == 0
+    assert seen["hash"] == ref.config_hash and seen["command"].startswith("scsam-lite reference rerun quick/unet-s0")
