@@ -327,4 +327,6 @@ def measured_vs_paper(folder: str = "lab", methods: list[str] | None = None, roo
     paper = paper_table()
     same = (paper["dataset"] == mine["dataset"].iloc[0]) & (paper["labeled"] == mine["labeled"].iloc[0])
     cited = paper[same][["dataset", "labeled", "setting", "dice", "source"]]
-    return pd.concat([mine, cited], ignore_index=True)
+    both = pd.concat([mine, cited], ignore_index=True)
+    both["labeled"] = both["labeled"].map("{:.0%}".format)  # "5%", not a fraction that rounds to 0.0
+    return both

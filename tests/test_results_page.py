@@ -49,3 +49,18 @@ def test_the_results_page_and_the_readme_table_agree_with_the_records():
         main(["results", "--check", str(ROOT / "docs" / "results.md"), "--readme", str(ROOT / "README.md")])
         == 0
     )
+
+
+def test_what_we_measured_stands_apart_from_the_papers_numbers():
+    from scsam_lite.results import measured_vs_paper
+
+    table = measured_vs_paper(methods=["unet", "sc-sam"])
+    mine = table[table["source"].str.startswith("measured here")]
+    cited = table[table["source"] == "SC-SAM paper (published)"]
+    assert len(mine) >= 2 and len(cited) == 1 and cited["dice"].iloc[0] == 84.79
+    ref = R.get_reference("lab/sc-sam-s0")
+    sam = mine[mine["setting"] == "SC-SAM: SAM (the final prediction)"]
+    assert len(sam) == 1 and sam["seeds"].iloc[0] >= 1
+    assert set(table["labeled"]) == {"5%"}
+    if sam["seeds"].iloc[0] == 1:
+        assert sam["dice"].iloc[0] == 100 * ref.metrics["sam"]["dice"]
