@@ -31,6 +31,7 @@ from .runs import (
     load_checkpoint,
     read_item_metrics,
     read_json,
+    remove_result,
     save_checkpoint,
     write_json,
 )
@@ -335,7 +336,10 @@ def train_or_load(
         return materialize(
             ref, run_dir, device=cfg.train.device, data_root=cfg.data.data_root, cache_dir=cfg.data.cache_dir
         )
-    if is_reference_copy(run_dir):  # RETRAIN after a load: the copy goes, the run trains from the start
+    if is_reference_copy(
+        run_dir
+    ):  # RETRAIN after a load: the copy and its registry row go, the run trains anew
+        remove_result(results_registry(run_dir), run_dir)
         shutil.rmtree(run_dir)
     return train(cfg, run_dir, resume=True, verbose=verbose)
 

@@ -338,6 +338,23 @@ def append_result(registry: str | os.PathLike, row: dict[str, Any]) -> bool:
     return locked_append(registry, json.dumps(row, default=str) + "\n", check=absent)
 
 
+def remove_result(registry: str | os.PathLike, run_dir: str | os.PathLike) -> None:
+    """Drop the row of ``run_dir`` from a results registry (a reference copy replaced by a run trained here)."""
+    import fcntl
+
+    registry = Path(registry)
+    if not registry.is_file():
+        return
+    target = str(Path(run_dir).resolve())
+    with open(registry.with_name(registry.name + ".lock"), "a") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        try:
+            kept = [r for r in _parse_rows(registry.read_text()) if r.get("run_dir") != target]
+            atomic_write_text(registry, "".join(json.dumps(r, default=str) + "\n" for r in kept))
+        finally:
+            fcntl.flock(guard, fcntl.LOCK_UN)
+
+
 def read_results(registry: str | os.PathLike) -> list[dict[str, Any]]:
     """All rows of a results registry; a line cut short by a crash is skipped rather than failing the table."""
     registry = Path(registry)

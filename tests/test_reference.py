@@ -112,6 +112,10 @@ def test_a_matching_config_loads_the_reference_run_instead_of_training(
     retrained = R.train_or_load(_cfg("sc-sam"), tmp_path / "nb", retrain=True, root=root)
     assert not R.is_reference_copy(retrained.run_dir)
     assert json.loads((tmp_path / "nb" / "config.json").read_text())["command"] != "pytest sc-sam"
+    from scsam_lite.runs import read_results
+
+    (row,) = read_results(tmp_path / "results.jsonl")  # the retrained run's row replaced the reference's
+    assert "reference" not in row and row["metrics"] == retrained.metrics
 
 
 def test_the_hash_of_a_baseline_ignores_the_co_training_settings():
@@ -167,5 +171,10 @@ def test_rerun_trains_the_recorded_config_again(exported, tmp_path, monkeypatch)
         return type("Result", (), {"run_dir": out})()
 
     monkeypatch.setattr("scsam_lite.trainer.train", fake_train)
-    assert main(["reference", "rerun", "quick/unet-s0", "--root", str(root), "--out", str(tmp_path / "again")]) == 0
-    assert seen["hash"] == ref.config_hash and seen["command"].startswith("scsam-lite reference rerun quick/unet-s0")
+    assert (
+        main(["reference", "rerun", "quick/unet-s0", "--root", str(root), "--out", str(tmp_path / "again")])
+        == 0
+    )
+    assert seen["hash"] == ref.config_hash and seen["command"].startswith(
+        "scsam-lite reference rerun quick/unet-s0"
+    )
