@@ -211,7 +211,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data.dataset": "kvasir-seg",
         "data.resolution": 128,
         "data.unlabeled_limit": 200,
-        # 300 steps: in the 500-step sizing runs (docs/runs/lab-sizing) the U-Net's validation Dice peaked at step
+        # 300 steps: in two 500-step sizing runs (README "The lab profile") the U-Net's validation Dice peaked at step
         # 200 (alone and in sc-sam) and SAM's at 300
         "train.iterations": 300,
         "train.val_every": 50,
