@@ -21,10 +21,11 @@ from scsam_lite.sweeps import plan, sweep
 pytest.importorskip("submitit")
 sys.path.insert(0, str(Path(__file__).parent))  # tests/slurm_cluster.py
 
-TINY = {"train.iterations": 100, "train.val_every": 10, "data.labeled": 0.2}
+# long enough (tens of seconds on a fast CPU) that a signal sent after the first checkpoint lands mid-run
+TINY = {"train.iterations": 1000, "train.val_every": 100, "data.labeled": 0.2}
 # two configs of a cheap grid: the U-Net alone at two label shares (the launcher does not care what trains)
 GRID = dict(grid="labels", method="unet", variants=["5%", "10%"])
-STEPS = list(range(10, 101, 10))  # a run's history: one line per validation, none twice
+STEPS = list(range(100, 1001, 100))  # a run's history: one line per validation, none twice
 
 
 def _wait_for(condition, timeout=240.0, every=0.5):
@@ -52,7 +53,7 @@ def test_a_killed_job_resumes_when_the_sweep_is_issued_again(tmp_path):
     assert status[victim.config_hash].state == "interrupted"
     assert all(status[r.config_hash].state == "done" for r in others)
     killed_at = L._last_step(victim.run_dir)
-    assert killed_at is not None and killed_at < 100
+    assert killed_at is not None and killed_at < 1000
 
     sweep(launcher="submitit-local", wait=True, **kw)  # again: only the killed run, resumed
     rows = read_results(tmp_path / "results.jsonl")
