@@ -185,6 +185,11 @@ def export_reference(
             (tmp / "probes").mkdir()
             for f in sorted((run.path / "probes").glob("step_*.npz")):
                 shutil.copy2(f, tmp / "probes" / f.name)
+        # no path of the machine that trained it goes into the package
+        record = read_json(tmp / "config.json")
+        for where in {str(run.path.resolve()), str(run.path)}:
+            record["command"] = record.get("command", "").replace(where, "RUN_DIR")
+        write_json(tmp / "config.json", record)
         problems = check_reference(ReferenceRun(name, tmp))
         if problems:
             raise ConfigError(
@@ -198,7 +203,7 @@ def export_reference(
                 k: {n: t.half() if t.is_floating_point() else t for n, t in _model_state(m).items()}
                 for k, m in method.models.items()
             }
-            save_checkpoint(tmp / WEIGHTS, {"models": state, "exported_from": str(run.path.resolve())})
+            save_checkpoint(tmp / WEIGHTS, {"models": state})
         shutil.rmtree(dest, ignore_errors=True)
         tmp.rename(dest)
     finally:
