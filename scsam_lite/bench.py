@@ -29,7 +29,7 @@ from .errors import ConfigError
 from .methods import METHODS
 from .paths import runs_dir
 from .runs import write_json
-from .runtime import setup
+from .runtime import _keep_freed_memory_default, keep_freed_memory, setup
 from .trainer import build_training
 
 #: what the issue asks of the full PEFT-SAM / SC-SAM step on a GPU at the paper's batch
@@ -48,14 +48,23 @@ class BenchRow:
     attention: str
     compiled: bool
     anomaly_detection: bool
+    allocator: str = "n/a"
 
 
 #: the paths a benchmark can time, and what each one is
 PATHS = {
     "fast": "the config as given",
-    "stock": "the reference's way: fp32, stock attention and mask decoder, anomaly detection on",
+    "stock": "the reference's way: fp32, stock attention and mask decoder, anomaly detection on, glibc's default "
+    "allocator",
     "stock-decoder": "the config as given but segment-anything's own mask decoder (generalist.fast_decoder=false)",
+    "stock-allocator": "the config as given but glibc returning large freed blocks to the OS (its default; "
+    "runtime.keep_freed_memory)",
+    "stock-cpu": "the config as given with none of the package's CPU speed-ups: segment-anything's attention and "
+    "mask decoder, glibc's default allocator (the CPU step before / after, without the anomaly detection of stock)",
 }
+
+#: the paths that run with the C allocator's default behaviour
+_DEFAULT_ALLOCATOR = ("stock", "stock-allocator", "stock-cpu")
 
 
 def path_config(cfg: C.Config, path: str) -> C.Config:
@@ -68,7 +77,10 @@ def path_config(cfg: C.Config, path: str) -> C.Config:
         out.generalist.compile = False
     elif path == "stock-decoder":
         out.generalist.fast_decoder = False
-    elif path != "fast":
+    elif path == "stock-cpu":
+        out.generalist.fast_attention = False
+        out.generalist.fast_decoder = False
+    elif path not in ("fast", "stock-allocator"):
         raise ConfigError(f"unknown benchmark path {path!r}", f"use {', '.join(PATHS)}")
     return out
 
@@ -81,7 +93,13 @@ def _sync(device: torch.device) -> None:
 def time_path(cfg: C.Config, path: str, *, steps: int, warmup: int, verbose: bool = True) -> BenchRow:
     """Build the method fresh for ``path`` and time ``steps`` training steps after ``warmup`` ones."""
     pcfg = path_config(cfg, path)
-    rt = setup(pcfg.train.seed, pcfg.train.device, precision=pcfg.train.precision, verbose=False)
+    rt = setup(
+        pcfg.train.seed,
+        pcfg.train.device,
+        precision=pcfg.train.precision,
+        verbose=False,
+        keep_memory=path not in _DEFAULT_ALLOCATOR,
+    )
     _, _, method, sampler = build_training(pcfg, rt, embed=False)
     batches = [sampler.batch(s) for s in range(warmup + steps)]
     embeddings = getattr(method, "embeddings", None)
@@ -114,9 +132,10 @@ def time_path(cfg: C.Config, path: str, *, steps: int, warmup: int, verbose: boo
         + (" / fast decoder" if pcfg.generalist.fast_decoder else " / stock decoder"),
         compiled=pcfg.generalist.compile,
         anomaly_detection=anomaly,
+        allocator=rt.allocator,
     )
     if verbose:
-        print(f"  {path:13s} {row.ms_per_step:9.1f} ms/step  {row.images_per_s:8.1f} images/s", flush=True)
+        print(f"  {path:15s} {row.ms_per_step:9.1f} ms/step  {row.images_per_s:8.1f} images/s", flush=True)
     del method, batches, sampler
     gc.collect()
     if rt.device.type == "cuda":
@@ -160,6 +179,7 @@ def bench(
     for p in paths:
         mine = sorted((r for r in runs if r.path == p), key=lambda r: r.ms_per_step)
         rows.append(mine[(len(mine) - 1) // 2])
+    keep_freed_memory(_keep_freed_memory_default())  # the process as it was before the stock paths
     result: dict[str, Any] = {
         "command": command,
         "what": what,
@@ -177,6 +197,10 @@ def bench(
         result["speedup"] = round(by["stock"].ms_per_step / by["fast"].ms_per_step, 2)
     if "fast" in by and "stock-decoder" in by:
         result["speedup_decoder"] = round(by["stock-decoder"].ms_per_step / by["fast"].ms_per_step, 2)
+    if "fast" in by and "stock-allocator" in by:
+        result["speedup_allocator"] = round(by["stock-allocator"].ms_per_step / by["fast"].ms_per_step, 2)
+    if "fast" in by and "stock-cpu" in by:
+        result["speedup_cpu"] = round(by["stock-cpu"].ms_per_step / by["fast"].ms_per_step, 2)
     if verbose:
         print(format_bench(result))
     path = (
@@ -196,14 +220,14 @@ def bench(
 def format_bench(result: dict[str, Any]) -> str:
     """The benchmark as an aligned table, with the targets where they apply (a GPU, a SAM method)."""
     lines = [
-        f"{'path':13s} {'ms/step':>9s} {'images/s':>9s} {'peak GiB':>9s}  precision / attention / compile / anomaly"
+        f"{'path':15s} {'ms/step':>9s} {'images/s':>9s} {'peak GiB':>9s}  precision / attention / compile / anomaly / allocator"
     ]
     for r in result["rows"]:
         peak = "-" if r["peak_gib"] is None else f"{r['peak_gib']:.2f}"
         lines.append(
-            f"{r['path']:13s} {r['ms_per_step']:9.1f} {r['images_per_s']:9.1f} {peak:>9s}  "
+            f"{r['path']:15s} {r['ms_per_step']:9.1f} {r['images_per_s']:9.1f} {peak:>9s}  "
             f"{r['precision']} / {r['attention']} / {'on' if r['compiled'] else 'off'} / "
-            f"{'on' if r['anomaly_detection'] else 'off'}"
+            f"{'on' if r['anomaly_detection'] else 'off'} / {r.get('allocator', 'n/a')}"
         )
     if "speedup" in result:
         lines.append(f"speed-up of fast over stock: {result['speedup']:.2f}x")
@@ -211,6 +235,12 @@ def format_bench(result: dict[str, Any]) -> str:
         lines.append(
             f"speed-up of the fast mask decoder (fast over stock-decoder): {result['speedup_decoder']:.2f}x"
         )
+    if "speedup_allocator" in result:
+        lines.append(
+            f"speed-up of reusing freed memory (fast over stock-allocator): {result['speedup_allocator']:.2f}x"
+        )
+    if "speedup_cpu" in result:
+        lines.append(f"speed-up of all CPU speed-ups (fast over stock-cpu): {result['speedup_cpu']:.2f}x")
     on_gpu = any(r["peak_gib"] is not None for r in result["rows"])
     if on_gpu and "+" in result["what"]:
         fast = next((r for r in result["rows"] if r["path"] == "fast"), None)

@@ -136,7 +136,8 @@ def _parser() -> argparse.ArgumentParser:
         "--path",
         default="both",
         help="which paths to time, comma-separated: fast, stock, stock-decoder (the fast path with "
-        "segment-anything's own mask decoder, i.e. before generalist.fast_decoder); both = fast,stock (default)",
+        "segment-anything's own mask decoder, i.e. before generalist.fast_decoder), stock-allocator (glibc "
+        "returning freed memory), stock-cpu (none of the CPU speed-ups); both = fast,stock (default)",
     )
     b.add_argument("--compile", action="store_true", help="torch.compile the image encoder on the fast path")
     b.add_argument(

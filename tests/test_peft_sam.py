@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import platform
+import sys
 
 import numpy as np
 import pytest
@@ -108,19 +110,25 @@ def test_bench_times_fast_and_stock_paths(tmp_path, capsys):
 
 
 def test_bench_cli_times_the_decoder_before_and_after_with_stored_embeddings(tmp_path, capsys, monkeypatch):
-    """`--path fast,stock-decoder`: the co-training step with segment-anything's decoder and with the fast one,
-    in one call; only the timed batches' images are embedded."""
+    """`--path fast,stock-decoder,stock-allocator,stock-cpu`: the co-training step with segment-anything's decoder
+    and with the fast one, with glibc's default allocator, and with neither speed-up, in one call; only the timed
+    batches' images are embedded."""
     monkeypatch.setenv("SCSAM_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "b.json"
-    args = ["bench", "--method", "sc-sam", "--path", "fast,stock-decoder", "--steps", "1", "--warmup", "1"]
+    paths = "fast,stock-decoder,stock-allocator,stock-cpu"
+    args = ["bench", "--method", "sc-sam", "--path", paths, "--steps", "1", "--warmup", "1"]
     args += ["--set", "generalist.peft=none", "--set", "generalist.embedding_cache=true", "--out", str(out)]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "speed-up of the fast mask decoder" in printed
     res = json.loads(out.read_text())
-    assert [r["path"] for r in res["rows"]] == ["fast", "stock-decoder"]
-    assert [r["attention"].split(" / ")[1] for r in res["rows"]] == ["fast decoder", "stock decoder"]
-    assert res["speedup_decoder"] > 0
+    assert [r["path"] for r in res["rows"]] == paths.split(",")
+    decoders = [r["attention"].split(" / ")[1] for r in res["rows"]]
+    assert decoders == ["fast decoder", "stock decoder", "fast decoder", "stock decoder"]
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        assert [r["allocator"] for r in res["rows"]] == ["keep", "keep", "return", "return"]
+    assert res["speedup_decoder"] > 0 and res["speedup_allocator"] > 0 and res["speedup_cpu"] > 0
+    assert "reusing freed memory" in printed and "all CPU speed-ups" in printed
     (folder,) = (tmp_path / "cache" / "embeddings").iterdir()
     stored = sum(len(np.load(f)) for f in folder.glob("shard-*.index.npy"))
     assert 0 < stored <= 2 * 2 * 12  # two paths, two batches of 6 + 6 at most: not the whole dataset

@@ -1,4 +1,7 @@
+import platform
 import random
+import resource
+import sys
 
 import numpy as np
 import pytest
@@ -6,7 +9,7 @@ import torch
 
 from scsam_lite import setup
 from scsam_lite.errors import DeviceError
-from scsam_lite.runtime import detect_platform, pick_amp
+from scsam_lite.runtime import detect_platform, keep_freed_memory, pick_amp
 
 
 def test_setup_cpu_prints_and_seeds(capsys):
@@ -69,3 +72,41 @@ def test_progress_without_a_watcher_is_a_line_per_tenth(monkeypatch, capsys):
     bar = progress_bar(3, "x")
     assert isinstance(bar, tqdm)
     bar.close()
+
+
+def _faults_of_a_fresh_64mb_tensor() -> int:
+    """Minor page faults taken by allocating and touching 64 MB a second time (the first time always faults)."""
+    del_me = torch.ones(16 * 2**20)
+    del del_me
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    again = torch.ones(16 * 2**20)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    del again
+    return faults
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="a glibc setting"
+)
+def test_kept_freed_memory_is_reused_without_page_faults(monkeypatch):
+    """The CPU speed-up of ``keep_freed_memory``: a large block freed and asked for again comes back without
+    touching new pages; glibc's default unmaps it and faults every page in again."""
+    try:
+        assert keep_freed_memory(False) == "return"
+        returned = _faults_of_a_fresh_64mb_tensor()
+        assert keep_freed_memory(True) == "keep"
+        kept = _faults_of_a_fresh_64mb_tensor()
+        assert returned >= 16 and kept <= returned // 4, (kept, returned)
+        # setup() decides it for every run, and says what it decided; the environment turns it off
+        monkeypatch.setenv("SCSAM_KEEP_FREED_MEMORY", "0")
+        assert setup(seed=0, verbose=False).allocator == "return"
+        monkeypatch.delenv("SCSAM_KEEP_FREED_MEMORY")
+        assert setup(seed=0, verbose=False).allocator == "keep"
+        assert setup(seed=0, verbose=False, keep_memory=False).as_dict()["allocator"] == "return"
+    finally:
+        keep_freed_memory(True)
+
+
+def test_keep_freed_memory_is_a_no_op_without_glibc(monkeypatch):
+    monkeypatch.setattr(platform, "libc_ver", lambda *a, **k: ("", ""))
+    assert keep_freed_memory(True) == "n/a"
