@@ -11,14 +11,19 @@ from __future__ import annotations
 import ast
 import importlib.metadata as md
 import importlib.util
+import io
 import re
 import subprocess
+import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
 
 import scsam_lite
+from scsam_lite import hosted_install
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 CHECK = "# NBVAL_CHECK_OUTPUT"
@@ -65,41 +70,69 @@ def test_title_has_both_badges_pointing_at_this_notebook(nb_path):
     assert "colab-badge.svg" in first.source and "open-in-kaggle.svg" in first.source
 
 
-def _run_install_cell(source: str, monkeypatch, env: dict[str, str]) -> list[list[str]]:
-    """Execute the install cell with pip stubbed out; return the commands it would have run."""
+INSTALLER = Path(scsam_lite.__file__).with_name("hosted_install.py")
+
+
+def _run_install_cell(
+    source: str, monkeypatch, env: dict[str, str], *, online: bool = True
+) -> list[list[str]]:
+    """Execute the install cell with pip stubbed out and GitHub's raw file served from this checkout; return the
+    commands it would have run."""
     for name in HOSTED_VARS:
         monkeypatch.delenv(name, raising=False)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     calls: list[list[str]] = []
+    fetched: list[str] = []
 
     def fake_run(cmd, *args, **kwargs):
         calls.append([str(c) for c in cmd])
         return subprocess.CompletedProcess(cmd, 0)
 
+    def fake_urlopen(url, *args, **kwargs):
+        fetched.append(url)
+        if not online:
+            raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+        return io.BytesIO(INSTALLER.read_bytes())
+
     monkeypatch.setattr(subprocess, "run", fake_run)
     monkeypatch.setattr(subprocess, "check_call", fake_run)
-    exec(compile(source, "<install cell>", "exec"), {"__name__": "__main__"})
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
+    namespace = {"__name__": "__main__"}
+    exec(compile(source, "<install cell>", "exec"), namespace)
+    raw = f"https://raw.githubusercontent.com/{OWNER_REPO}/main/scsam_lite/hosted_install.py"
+    assert fetched in ([], [raw]), "the cell fetches the package's own install script from the repository"
+    assert not {"install", "pins", "main"} & set(namespace), "the script runs in its own namespace"
     return calls
+
+
+def test_install_cell_is_short(nb_path):
+    """The install logic lives in scsam_lite/hosted_install.py; the cell only fetches and runs it."""
+    cell = install_cell(load(nb_path))
+    assert len(cell.source.splitlines()) <= 11 and "hosted_install.py" in cell.source
 
 
 @pytest.mark.parametrize("env", [{}, {"COLAB_RELEASE_TAG": "release"}], ids=["local", "hosted-installed"])
 def test_install_cell_is_a_no_op_locally_or_when_installed(nb_path, monkeypatch, env):
     cell = install_cell(load(nb_path))
-    assert "pip" in cell.source, "the first code cell must be the install cell"
+    assert "install" in cell.source, "the first code cell must be the install cell"
     assert _run_install_cell(cell.source, monkeypatch, env) == []
 
 
-@pytest.mark.parametrize("env", [{"COLAB_RELEASE_TAG": "release"}, {"KAGGLE_KERNEL_RUN_TYPE": "Interactive"}])
-def test_install_cell_installs_from_the_repo_on_hosted_platforms(nb_path, monkeypatch, tmp_path, env):
-    monkeypatch.chdir(tmp_path)
-    # Pretend scsam_lite is not installed yet, as on a fresh Colab/Kaggle runtime.
+def _pretend_not_installed(monkeypatch) -> None:
+    """As on a fresh Colab/Kaggle runtime: scsam_lite is not importable yet."""
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util,
         "find_spec",
         lambda name, *a: None if name == "scsam_lite" else real_find_spec(name, *a),
     )
+
+
+@pytest.mark.parametrize("env", [{"COLAB_RELEASE_TAG": "release"}, {"KAGGLE_KERNEL_RUN_TYPE": "Interactive"}])
+def test_install_cell_installs_from_the_repo_on_hosted_platforms(nb_path, monkeypatch, tmp_path, env):
+    monkeypatch.chdir(tmp_path)
+    _pretend_not_installed(monkeypatch)
     calls = _run_install_cell(install_cell(load(nb_path)).source, monkeypatch, env)
     pips = [c for c in calls if "pip" in c]
     assert len(pips) == 1
@@ -109,6 +142,27 @@ def test_install_cell_installs_from_the_repo_on_hosted_platforms(nb_path, monkey
     pins = Path(cmd[cmd.index("-c") + 1]).read_text().split()
     for pkg in ("torch", "numpy", "ipywidgets"):
         assert f"{pkg}=={md.version(pkg)}" in pins
+
+
+def test_install_cell_offline_or_failing_pip_is_one_line(monkeypatch, tmp_path):
+    """No internet (Kaggle's default) or a failing pip: one SystemExit line naming the fix, no traceback."""
+    monkeypatch.chdir(tmp_path)
+    _pretend_not_installed(monkeypatch)
+    source = install_cell(load(NOTEBOOKS[0])).source
+    with pytest.raises(SystemExit, match="Settings > Internet on"):
+        _run_install_cell(source, monkeypatch, {"KAGGLE_KERNEL_RUN_TYPE": "Interactive"}, online=False)
+    monkeypatch.setattr(hosted_install, "install", lambda *a, **k: 1)
+    with pytest.raises(SystemExit, match="pip could not install scsam-lite.*Internet on"):
+        hosted_install.main()
+
+
+def test_install_script_is_standalone_and_names_this_repository():
+    """It runs before the package is installed: standard library only, and the same repository as the badges."""
+    assert hosted_install.REPO_URL == scsam_lite.REPO_URL
+    tree = ast.parse(INSTALLER.read_text())
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
 
 
 def test_one_parameters_cell_reading_env_vars(nb_path):
