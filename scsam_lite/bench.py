@@ -29,7 +29,7 @@ from .errors import ConfigError
 from .methods import METHODS
 from .paths import runs_dir
 from .runs import write_json
-from .runtime import _keep_freed_memory_default, keep_freed_memory, setup
+from .runtime import _keep_freed_memory_default, keep_freed_memory, provenance, setup
 from .trainer import build_training
 
 #: what the issue asks of the full PEFT-SAM / SC-SAM step on a GPU at the paper's batch
@@ -187,6 +187,7 @@ def bench(
         "config_hash": C.config_hash(cfg),
         "device": rt.gpu_name or str(rt.device),
         "runtime": rt.as_dict(),
+        "provenance": provenance(),
         "rows": [asdict(r) for r in rows],
         "repeat": repeat,
         "rounds": [asdict(r) for r in runs],
