@@ -232,6 +232,65 @@ def test_the_mean_teacher_is_an_ema_of_the_student():
         assert moved, f"the teacher did not move at step {step}"
 
 
+@pytest.mark.parametrize("step", [3, 40])
+def test_the_mean_teachers_losses_equal_their_formulas(step):
+    """One mean-teacher step against the loss written out here: CE + Dice on the labeled images, plus
+    ``w(t) * mean((softmax(student on the strong view) - softmax(teacher on the weak view))^2)`` over the channel
+    axis, with ``w(t) = consistency * sigmoid_rampup``; the strong view's seed is the run's, so the step is
+    reproducible. A wrong sign, power, softmax axis, weight or view makes it fail; the logged terms are the ones
+    the optimiser gets."""
+    from scsam_lite.data import strong_view
+    from scsam_lite.rampup import sigmoid_rampup
+
+    cfg = C.build_config(
+        "quick",
+        {"ssl.consistency": 0.7, "ssl.consistency_rampup": 50, "data.augment": "none"},
+        method="mean-teacher",
+    )
+    data = load_dataset("synthetic-polyp")
+    split = make_label_split(data, 0.05, seed=0, require_unlabeled=True)
+    method = MeanTeacher(cfg, data, setup(0, "cpu", verbose=False))
+    batch = TwoStreamBatches(data, split, 3, 3, seed=0, device=torch.device("cpu"), augment="none").batch(
+        step
+    )
+    method.train(True)
+    losses = _capture_losses(method)
+    method.update_teacher = lambda step: None
+    torch.manual_seed(0)
+    logged = method.train_step(batch, step)
+
+    torch.manual_seed(0)  # the same dropout masks as the step's forward passes
+    strong = strong_view(batch.unlabeled_image, seed=cfg.train.seed * 1_000_003 + step)
+    logits = method.unet(method.prepare(torch.cat([batch.labeled_image, strong]))).float()
+    with torch.no_grad():
+        teacher = method.teacher(method.prepare(batch.unlabeled_image)).float().softmax(1)
+    sup = _ce_dice(logits[: len(batch.labeled_image)], batch.labeled_mask, 0.5)
+    cons = ((logits[len(batch.labeled_image) :].softmax(1) - teacher) ** 2).mean()
+    w = 0.7 * sigmoid_rampup(step, 50)
+    assert 0 < w < 0.7 and cons > 0
+    assert logged["w_cons"] == pytest.approx(w)
+    assert logged["loss_sup"] == pytest.approx(sup.item(), rel=1e-4)
+    assert logged["loss_cons"] == pytest.approx(cons.item(), rel=1e-4)
+    assert logged["loss"] == pytest.approx((sup + w * cons).item(), rel=1e-4)
+    assert losses["unet"].item() == pytest.approx(logged["loss"])
+
+
+def test_a_non_finite_loss_stops_the_run_naming_its_step():
+    """Before any weight changes, with the step in the message (the error a user reads first)."""
+    from scsam_lite.errors import TrainingError
+
+    cfg = C.build_config("quick", {"data.augment": "none"}, method="mean-teacher")
+    data = load_dataset("synthetic-polyp")
+    split = make_label_split(data, 0.05, seed=0, require_unlabeled=True)
+    method = MeanTeacher(cfg, data, setup(0, "cpu", verbose=False))
+    batch = TwoStreamBatches(data, split, 3, 3, seed=0, device=torch.device("cpu"), augment="none").batch(7)
+    before = [p.detach().clone() for p in method.unet.parameters()]
+    batch.labeled_image[:] = float("nan")
+    with pytest.raises(TrainingError, match="at step 7; no weight was changed"):
+        method.train_step(batch, 7)
+    assert all(torch.equal(p, b) for p, b in zip(method.unet.parameters(), before, strict=True))
+
+
 def test_the_paper_preset_is_the_reference_step_and_trains_end_to_end(tmp_path):
     from scsam_lite.trainer import train
 

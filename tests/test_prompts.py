@@ -375,3 +375,41 @@ def test_box_margin_grows_and_clips_at_the_image_edge():
 def test_an_empty_mask_gives_the_whole_image_box():
     masks = torch.stack([torch.zeros(32, 40, dtype=torch.bool), blob()])
     assert boxes_from_masks(masks, margin=1).tolist() == [[0, 0, 39, 31], [19, 4, 24, 9]]
+
+
+def test_interior_point_is_the_most_interior_pixel_nearest_the_centroid():
+    """A square with a long thin tail: the tail pulls the centroid away from the square's centre, so the rule
+    "largest distance to the background, ties broken by the centroid" is checked against a brute-force count of
+    it here (a looser tie tolerance, or another distance to the centroid, picks another pixel)."""
+    from scipy import ndimage
+
+    m = np.zeros((40, 48), dtype=bool)
+    m[4:16, 4:16] = True  # a 12 x 12 square: its four central pixels tie as the most interior
+    m[9:12, 16:46] = True  # a 3-pixel-wide tail to the right, below the square's middle
+    dist = ndimage.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1]
+    rows, cols = np.nonzero(m)
+    top = dist[rows, cols] == dist[rows, cols].max()
+    near = (rows[top] - rows.mean()) ** 2 + (cols[top] - cols.mean()) ** 2
+    want = (int(rows[top][np.argmin(near)]), int(cols[top][np.argmin(near)]))
+    p = sample_points(torch.from_numpy(m)[None], n_pos=1, n_neg=0, strategy="interior", seed=0)
+    x, y = p.coords[0, 0].tolist()
+    assert top.sum() == 4 and (int(y), int(x)) == want == (10, 10)  # not (9, 9), the first in raster order
+
+
+def test_interior_skips_an_empty_mask_and_goes_on_to_the_next():
+    m = torch.zeros(3, 16, 16, dtype=torch.bool)
+    m[1, 4:12, 4:12] = True
+    m[2, 2:6, 8:14] = True
+    p = sample_points(m, n_pos=1, n_neg=0, strategy="interior", seed=0)
+    assert p.labels[:, 0].tolist() == [-1, 1, 1]  # the empty image's slot is padding, the others are points
+    assert p.coords[1, 0].tolist() == [7.0, 7.0] and p.coords[2, 0].tolist()[1] in (3.0, 4.0)
+
+
+def test_select_accepts_every_index_python_would_and_names_the_range():
+    p = sample_points(torch.ones(3, 8, 8, dtype=torch.bool), n_pos=1, n_neg=0, seed=[0, 1, 2])
+    for i in (-3, -1, 0, 2):
+        assert torch.equal(p.select(i).coords, p.coords[i : i + 1] if i != -1 else p.coords[-1:])
+    with pytest.raises(ConfigError, match="out of range for a batch of 3[\\s\\S]*from 0 to 2"):
+        p.select(3)
+    with pytest.raises(ConfigError, match="this batch is empty"):
+        p.select(slice(0, 0)).select(0)
