@@ -147,6 +147,58 @@ def test_sams_loss_is_sup_plus_w_times_pseudo_at_two_steps(scale, monkeypatch):
         assert losses["sam"].item() == pytest.approx(expected.item(), rel=1e-4)
 
 
+class _Recorder(torch.nn.Module):
+    """Wraps the U-Net and keeps each call's input and output (the step's own tensors, graphs included)."""
+
+    def __init__(self, unet: torch.nn.Module) -> None:
+        super().__init__()
+        self.unet, self.calls = unet, []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.unet(x)
+        self.calls.append((x.detach().clone(), out))
+        return out
+
+
+@pytest.mark.parametrize("scale", [0.5, 1.0])
+def test_the_unets_loss_and_the_steps_seeds_follow_their_formulas(scale, monkeypatch):
+    """loss_unet = scale (CE + Dice) on the labels + scale (CE + Dice) on SAM's masks + 0.9 entropy, recomputed
+    here from the U-Net's own logits; the unlabeled images' strong view and SAM's prompts are drawn from
+    ``train.seed * 1,000,003 + step`` (seed 1, so that a wrong multiplier or sign shows)."""
+    import scsam_lite.methods.sc_sam as module
+    from scsam_lite import pseudo_labels
+    from scsam_lite.data import strong_view
+
+    seen = {}
+    real = module.SCSAM.sam_two_class
+
+    def spy(self, images, index, masks, seed):
+        seen["seed"], seen["logits"] = seed, real(self, images, index, masks, seed)
+        return seen["logits"]
+
+    monkeypatch.setattr(module.SCSAM, "sam_two_class", spy)
+    over = {"cotrain.loss_scale": scale, "cotrain.unlabeled_view": "strong", "train.seed": 1}
+    method, batches = _sc_sam(**over)
+    method.models["unet"] = method.unet = _Recorder(method.unet)
+    losses = _capture_losses(method)
+    step = 7
+    batch = batches.batch(step)
+    out = method.train_step(batch, step)
+    n = len(batch.labeled_image)
+    assert seen["seed"] == 1_000_003 + step
+    strong = strong_view(batch.unlabeled_image, seed=1_000_003 + step)
+    images, logits = method.unet.calls[0]
+    torch.testing.assert_close(images, method.prepare(torch.cat([batch.labeled_image, strong])))
+    logits = logits.float()
+    sam_label = pseudo_labels.from_sam(seen["logits"].detach())[n:]
+    sup = _ce_dice(logits[:n], batch.labeled_mask, scale)
+    pseudo = _ce_dice(logits[n:], sam_label, scale)
+    expected = sup + pseudo + 0.9 * _entropy(logits[n:])
+    assert out["loss_unet_sup"] == pytest.approx(sup.item(), rel=1e-4)
+    assert out["loss_unet_pseudo"] == pytest.approx(pseudo.item(), rel=1e-4)
+    assert losses["unet"].item() == pytest.approx(expected.item(), rel=1e-4)
+
+
 @pytest.mark.parametrize("scope", ["unlabeled", "batch"])
 def test_the_entropy_covers_what_its_scope_says(scope, monkeypatch):
     import scsam_lite.methods.sc_sam as module
@@ -237,14 +289,14 @@ def test_the_mean_teachers_losses_equal_their_formulas(step):
     """One mean-teacher step against the loss written out here: CE + Dice on the labeled images, plus
     ``w(t) * mean((softmax(student on the strong view) - softmax(teacher on the weak view))^2)`` over the channel
     axis, with ``w(t) = consistency * sigmoid_rampup``; the strong view's seed is the run's, so the step is
-    reproducible. A wrong sign, power, softmax axis, weight or view makes it fail; the logged terms are the ones
-    the optimiser gets."""
+    reproducible (train.seed 1). A wrong sign, power, softmax axis, weight, view or seed makes it fail; the logged
+    terms are the ones the optimiser gets."""
     from scsam_lite.data import strong_view
     from scsam_lite.rampup import sigmoid_rampup
 
     cfg = C.build_config(
         "quick",
-        {"ssl.consistency": 0.7, "ssl.consistency_rampup": 50, "data.augment": "none"},
+        {"ssl.consistency": 0.7, "ssl.consistency_rampup": 50, "data.augment": "none", "train.seed": 1},
         method="mean-teacher",
     )
     data = load_dataset("synthetic-polyp")
@@ -260,7 +312,9 @@ def test_the_mean_teachers_losses_equal_their_formulas(step):
     logged = method.train_step(batch, step)
 
     torch.manual_seed(0)  # the same dropout masks as the step's forward passes
-    strong = strong_view(batch.unlabeled_image, seed=cfg.train.seed * 1_000_003 + step)
+    strong = strong_view(
+        batch.unlabeled_image, seed=1_000_003 + step
+    )  # train.seed 1: a wrong multiplier shows
     logits = method.unet(method.prepare(torch.cat([batch.labeled_image, strong]))).float()
     with torch.no_grad():
         teacher = method.teacher(method.prepare(batch.unlabeled_image)).float().softmax(1)
