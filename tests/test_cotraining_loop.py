@@ -197,6 +197,37 @@ def test_the_unets_loss_and_the_steps_seeds_follow_their_formulas(scale, monkeyp
     assert out["loss_unet_sup"] == pytest.approx(sup.item(), rel=1e-4)
     assert out["loss_unet_pseudo"] == pytest.approx(pseudo.item(), rel=1e-4)
     assert losses["unet"].item() == pytest.approx(expected.item(), rel=1e-4)
+    assert out["loss_sam"] == pytest.approx(losses["sam"].item())
+    assert out["loss"] == pytest.approx(losses["unet"].item() + losses["sam"].item())
+
+
+def test_without_entropy_the_unets_loss_has_none_and_logs_zero():
+    method, batches = _sc_sam(**{"cotrain.entropy": False})
+    losses = _capture_losses(method)
+    out = method.train_step(batches.batch(0), 0)
+    assert out["loss_entropy"] == 0.0
+    assert out["loss_unet"] == pytest.approx(out["loss_unet_sup"] + out["loss_unet_pseudo"], rel=1e-5)
+    assert losses["unet"].item() == pytest.approx(out["loss_unet"])
+
+
+@pytest.mark.parametrize("which", ["unet", "sam"])
+def test_a_non_finite_co_training_loss_stops_the_run_naming_its_step(which, monkeypatch):
+    """Either model's loss, before any weight changes, with the step in the message."""
+    import scsam_lite.methods.sc_sam as module
+    from scsam_lite.errors import TrainingError
+
+    method, batches = _sc_sam()
+    if which == "sam":  # NaN logits from SAM, a finite U-Net
+        real = module.SCSAM.sam_two_class
+        monkeypatch.setattr(module.SCSAM, "sam_two_class", lambda *a: real(*a) * float("nan"))
+    else:
+        method.models["unet"] = method.unet = _Recorder(method.unet)
+        method.unet.forward = lambda x: method.unet.unet(x) * float("nan")
+    before = [p.detach().clone() for m in (method.unet, method.sam) for p in m.parameters()]
+    with pytest.raises(TrainingError, match=f"the {which} loss became nan at step 9; no weight was changed"):
+        method.train_step(batches.batch(9), 9)
+    after = [p.detach() for m in (method.unet, method.sam) for p in m.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(after, before, strict=True)), "a weight changed"
 
 
 @pytest.mark.parametrize("scope", ["unlabeled", "batch"])

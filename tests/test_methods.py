@@ -18,6 +18,7 @@ def test_sigmoid_rampup_values():
     assert sigmoid_rampup(10_000, 10_000) == 1.0 == sigmoid_rampup(50_000, 10_000)
     assert sigmoid_rampup(0, 10_000, scale=1) == pytest.approx(math.exp(-1))
     assert sigmoid_rampup(3, 0) == 1.0
+    assert sigmoid_rampup(0, 1) == pytest.approx(math.exp(-5))  # a one-step ramp-up still starts near 0
 
 
 def test_entropy_loss_bounds():

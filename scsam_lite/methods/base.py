@@ -85,15 +85,21 @@ class Method:
             images.contiguous(memory_format=torch.channels_last) if self.cfg.train.channels_last else images
         )
 
+    def check_finite(self, losses: dict[str, torch.Tensor], step: int) -> None:
+        """A NaN/inf loss stops the run before any weight changes: a method with two optimisers checks both losses
+        before stepping either."""
+        for name, loss in losses.items():
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"the {name} loss became {loss.item()} at step {step}; no weight was changed by this step",
+                    "start a new run (a new --out) with a lower learning rate (--set train.lr=..., "
+                    "--set generalist.lr=...) or --set train.precision=fp32; resuming this run would meet the same "
+                    "step again",
+                )
+
     def step_optimizer(self, name: str, loss: torch.Tensor, step: int) -> None:
         """Backward and step one optimiser; a NaN/inf loss stops the run before any weight changes."""
-        if not torch.isfinite(loss):
-            raise TrainingError(
-                f"the {name} loss became {loss.item()} at step {step}; no weight was changed by this step",
-                "start a new run (a new --out) with a lower learning rate (--set train.lr=..., "
-                "--set generalist.lr=...) or --set train.precision=fp32; resuming this run would meet the same "
-                "step again",
-            )
+        self.check_finite({name: loss}, step)
         opt = self.optimizers[name]
         opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()

@@ -186,7 +186,8 @@ class SCSAM(Supervised):
         sam_sup = ce_dice_loss(sam_two[:n_lab], frame.labeled_mask, c.loss_scale)
         sam_pseudo = ce_dice_loss(sam_two[n_lab:], frame.unet_label[n_lab:], c.loss_scale)
         sam_loss = sam_sup + w * sam_pseudo
-        # 6. two optimisers
+        # 6. two optimisers (both losses checked first, so a NaN in SAM's leaves the U-Net unchanged too)
+        self.check_finite({"unet": unet_loss, "sam": sam_loss}, step)
         self.step_optimizer("unet", unet_loss, step)
         self.step_optimizer("sam", sam_loss, step)
         self.finish_step()
