@@ -111,9 +111,9 @@ def keep_freed_memory(enabled: bool = True) -> str:
 
     By default glibc serves every block above its mmap threshold (at most 32 MiB) with a fresh ``mmap`` and unmaps it
     when freed, so a training step page-faults its large intermediates back in every time: LiteMedSAM's mask head
-    makes 100 MB tensors at batch 12, and on the 2-core development VM touching 100 MB of new pages cost three times
-    the GELU computed on them (``scsam-lite bench --path fast,stock-allocator``). Kept in the heap, the blocks are
-    reused from the second step on. This decides where memory comes from, never what is computed: results are
+    makes 100 MB tensors at batch 12, and on a VM a page fault is expensive (the whole step's gain is measured by
+    ``scsam-lite bench --path fast,stock-allocator``). Kept in the heap, the blocks are reused once the heap has
+    grown to hold them (after the first steps). This decides where memory comes from, never what is computed: results are
     bit-identical. The process keeps its peak heap instead of shrinking between steps.
 
     Returns ``"keep"``, ``"return"``, or ``"n/a"`` where the C library is not glibc (macOS, Windows, musl): a no-op.
