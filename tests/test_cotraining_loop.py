@@ -29,6 +29,17 @@ def _sc_sam(**over):
     return method, batches
 
 
+def _mean_teacher(over: dict, augment: str = "none"):
+    """A mean-teacher method on the synthetic polyps and its batches of 3 + 3."""
+    cfg = C.build_config("quick", over, method="mean-teacher")
+    data = load_dataset("synthetic-polyp")
+    split = make_label_split(data, 0.05, seed=0, require_unlabeled=True)
+    method = MeanTeacher(cfg, data, setup(0, "cpu", verbose=False))
+    batches = TwoStreamBatches(data, split, 3, 3, seed=0, device=torch.device("cpu"), augment=augment)
+    method.train(True)
+    return method, batches
+
+
 def _capture_losses(method):
     """Replace the optimiser steps by a record of the loss tensors (graphs kept for autograd.grad)."""
     losses = {}
@@ -298,12 +309,7 @@ def test_sc_sams_test_prompts_come_from_its_unet_not_the_masks_passed_in(monkeyp
 def test_the_mean_teacher_is_an_ema_of_the_student():
     """After a step the teacher equals alpha * its old weights + (1 - alpha) * the student's new ones, with SSL4MIS's
     alpha = min(1 - 1/(step + 1), ema_decay); an EMA stuck at alpha = 1 (a teacher that never moves) fails."""
-    cfg = C.build_config("quick", {"ssl.ema_decay": 0.99}, method="mean-teacher")
-    data = load_dataset("synthetic-polyp")
-    split = make_label_split(data, 0.05, seed=0, require_unlabeled=True)
-    method = MeanTeacher(cfg, data, setup(0, "cpu", verbose=False))
-    batches = TwoStreamBatches(data, split, 3, 3, seed=0, device=torch.device("cpu"))
-    method.train(True)
+    method, batches = _mean_teacher({"ssl.ema_decay": 0.99}, augment="weak")
     for step in (0, 5, 500):
         old = [t.detach().clone() for t in method.teacher.parameters()]
         method.train_step(batches.batch(step), step)
@@ -325,18 +331,9 @@ def test_the_mean_teachers_losses_equal_their_formulas(step):
     from scsam_lite.data import strong_view
     from scsam_lite.rampup import sigmoid_rampup
 
-    cfg = C.build_config(
-        "quick",
-        {"ssl.consistency": 0.7, "ssl.consistency_rampup": 50, "data.augment": "none", "train.seed": 1},
-        method="mean-teacher",
-    )
-    data = load_dataset("synthetic-polyp")
-    split = make_label_split(data, 0.05, seed=0, require_unlabeled=True)
-    method = MeanTeacher(cfg, data, setup(0, "cpu", verbose=False))
-    batch = TwoStreamBatches(data, split, 3, 3, seed=0, device=torch.device("cpu"), augment="none").batch(
-        step
-    )
-    method.train(True)
+    over = {"ssl.consistency": 0.7, "ssl.consistency_rampup": 50, "data.augment": "none", "train.seed": 1}
+    method, batches = _mean_teacher(over)
+    batch = batches.batch(step)
     losses = _capture_losses(method)
     method.update_teacher = lambda step: None
     torch.manual_seed(0)
@@ -364,11 +361,8 @@ def test_a_non_finite_loss_stops_the_run_naming_its_step():
     """Before any weight changes, with the step in the message (the error a user reads first)."""
     from scsam_lite.errors import TrainingError
 
-    cfg = C.build_config("quick", {"data.augment": "none"}, method="mean-teacher")
-    data = load_dataset("synthetic-polyp")
-    split = make_label_split(data, 0.05, seed=0, require_unlabeled=True)
-    method = MeanTeacher(cfg, data, setup(0, "cpu", verbose=False))
-    batch = TwoStreamBatches(data, split, 3, 3, seed=0, device=torch.device("cpu"), augment="none").batch(7)
+    method, batches = _mean_teacher({"data.augment": "none"})
+    batch = batches.batch(7)
     before = [p.detach().clone() for p in method.unet.parameters()]
     batch.labeled_image[:] = float("nan")
     with pytest.raises(TrainingError, match="at step 7; no weight was changed"):
