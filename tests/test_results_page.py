@@ -64,3 +64,25 @@ def test_what_we_measured_stands_apart_from_the_papers_numbers():
     assert set(table["labeled"]) == {"5%"}
     if sam["seeds"].iloc[0] == 1:
         assert sam["dice"].iloc[0] == 100 * ref.metrics["sam"]["dice"]
+
+
+def test_the_fidelity_table_shows_the_validation_dice_defaults_are_picked_on():
+    """The 'ours' row's validation columns are the best val Dice of each sc-sam reference run's history, read here
+    straight from the history files (a column filled from the test metrics, or from the last check, fails)."""
+    import json
+    import statistics
+
+    from scsam_lite.results import fidelity_table
+
+    refs = R.reference_runs()
+    ours = [r for r in refs if r.name.startswith("lab/sc-sam-s")]
+    best = {m: [] for m in ("sam", "unet")}
+    for ref in ours:
+        rows = [json.loads(line) for line in (ref.path / "history.jsonl").read_text().splitlines() if line]
+        for m in best:
+            best[m].append(max(row["val_dice"][m] for row in rows if "val_dice" in row))
+    row = next(line for line in fidelity_table(refs).splitlines() if line.startswith("| ours |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    for cell, values in zip(cells[2:4], (best["sam"], best["unet"]), strict=True):
+        assert cell == f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+    assert cells[5] == ", ".join(f"s{r.config.train.seed}: {r.metrics['sam']['dice']:.3f}" for r in ours)
