@@ -249,3 +249,18 @@ def test_surface_distances_raise_no_warning():
         warnings.simplefilter("error")
         out = segmentation_metrics(pred, gt)
     assert out["hd95"] == pytest.approx(2.0) and 0 < out["asd"] <= 2.0
+
+
+def test_dice_scores_agree_with_the_per_image_metric_and_count_both_empty_as_one():
+    from scsam_lite.metrics import dice_scores
+
+    rng = np.random.default_rng(0)
+    preds = rng.random((6, 1, 12, 10)) > 0.6
+    gts = rng.random((6, 1, 12, 10)) > 0.5
+    preds[4], gts[4] = False, False  # both empty: a perfect empty prediction
+    preds[5] = False  # a missed object: 0
+    got = dice_scores(preds.astype(np.uint8) * 255, gts)
+    want = [segmentation_metrics(p[0], g[0])["dice"] for p, g in zip(preds, gts, strict=True)]
+    assert got.shape == (6,) and np.allclose(got, want)
+    assert got[4] == 1.0 and got[5] == 0.0
+    assert 0.0 < got[:4].min() and got[:4].max() < 1.0

@@ -413,3 +413,55 @@ def test_select_accepts_every_index_python_would_and_names_the_range():
         p.select(3)
     with pytest.raises(ConfigError, match="this batch is empty"):
         p.select(slice(0, 0)).select(0)
+
+
+# --- helpers the training loop uses -----------------------------------------------------------------------------
+
+
+def test_points_cat_stacks_batches_in_order():
+    masks = torch.stack([blob(), blob(rows=(10, 20), cols=(2, 9)), blob(rows=(0, 3), cols=(30, 39))])
+    whole = sample_points(masks, 3, 2, seed=[4, 5, 6])
+    parts = [whole.select(0), whole.select(slice(1, 3))]
+    assert_same(Points.cat(parts), whole)
+    swapped = Points.cat([whole.select(slice(1, 3)), whole.select(0)])
+    assert torch.equal(swapped.coords[2], whole.coords[0]) and torch.equal(
+        swapped.labels[:2], whole.labels[1:]
+    )
+
+
+def test_shift_seed_moves_ints_to_other_streams_and_leaves_generators_alone():
+    from scsam_lite.prompts import shift_seed
+
+    assert shift_seed(None, 3) is None
+    g = torch.Generator().manual_seed(0)
+    assert shift_seed(g, 3) is g
+    assert shift_seed(7, 0) == 7
+    one, two = shift_seed(7, 1), shift_seed(7, 2)
+    assert len({7, one, two}) == 3 and all(0 <= s < 2**63 for s in (one, two))
+    assert one == (7 + 0x9E3779B1) % 2**63 and two == (7 + 2 * 0x9E3779B1) % 2**63
+    assert shift_seed(2**63 - 1, 1) == (2**63 - 1 + 0x9E3779B1) % 2**63  # wraps, stays a valid seed
+    assert shift_seed([7, 8], 1) == [one, shift_seed(8, 1)]
+    assert shift_seed(torch.tensor([7, 8]), 1) == [one, shift_seed(8, 1)]
+    assert shift_seed(np.array([7, 8]), 1) == [one, shift_seed(8, 1)]
+    # a shifted seed is another draw: other points, the same ones again for the same shift
+    m = blob()
+    assert_same(sample_points(m, 3, 3, seed=shift_seed(7, 1)), sample_points(m, 3, 3, seed=one))
+    assert not torch.equal(sample_points(m, 3, 3, seed=one).coords, sample_points(m, 3, 3, seed=7).coords)
+
+
+@pytest.mark.parametrize("kind", ["points", "box", "points+box"])
+def test_prompts_from_masks_gives_what_the_config_asks_for(kind):
+    from scsam_lite.config import PromptConfig
+    from scsam_lite.prompts import prompts_from_masks
+
+    masks = torch.stack([blob(), blob(rows=(10, 20), cols=(2, 9))])
+    cfg = PromptConfig(n_pos=2, n_neg=4, strategy="interior", kind=kind)
+    points, boxes = prompts_from_masks(masks, cfg, seed=[3, 4])
+    if "points" in kind:
+        assert_same(points, sample_points(masks, 2, 4, "interior", seed=[3, 4]))
+    else:
+        assert points is None
+    if "box" in kind:
+        assert torch.equal(boxes, boxes_from_masks(masks))
+    else:
+        assert boxes is None
