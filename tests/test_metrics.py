@@ -264,3 +264,20 @@ def test_dice_scores_agree_with_the_per_image_metric_and_count_both_empty_as_one
     assert got.shape == (6,) and np.allclose(got, want)
     assert got[4] == 1.0 and got[5] == 0.0
     assert 0.0 < got[:4].min() and got[:4].max() < 1.0
+
+
+def test_summarize_keeps_numbers_only_and_names_what_is_wrong():
+    one = summarize([{"dice": 0.5, "case": "a", "empty": True, "n_pixels": 3}])
+    assert one == {"dice": 0.5, "dice_std": 0.0, "n_pixels": 3.0, "n_pixels_std": 0.0, "n": 1.0}
+    three = summarize([{"dice": d} for d in (0.0, 0.5, 1.0)])
+    assert three["dice_std"] == pytest.approx(np.std([0.0, 0.5, 1.0]))  # population, not sample
+    with pytest.raises(DataError) as err:
+        summarize([])
+    assert "no metric rows to summarize" in str(err.value) and "score at least one prediction" in str(
+        err.value
+    )
+    with pytest.raises(DataError) as err:
+        summarize([{"dice": 0.5, "iou": 0.3}, {"dice": 0.7}, {"dice": 0.1}])
+    assert "2 of 3 rows have no 'iou'" in str(err.value) and "summarize rows from one scorer" in str(
+        err.value
+    )
