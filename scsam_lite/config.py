@@ -128,8 +128,9 @@ class CoTrainConfig:
     # SAM's two-class output: one-pass (one decode prompted for the foreground, its logit l read as [0, l]) |
     # two-pass (the reference: background and foreground each decoded from its own points, softmax over the two)
     sam_output: str = "one-pass"
-    # each CE + Dice term is loss_scale x (CE + Dice): 0.5 as SSL4MIS (the U-Net baselines); 1.0 the reference's sum
-    loss_scale: float = 0.5
+    # each CE + Dice term is loss_scale x (CE + Dice): 1.0 the reference's sum (picked on the lab profile, README
+    # 'Differences from the reference code'); 0.5 as SSL4MIS and the U-Net baselines
+    loss_scale: float = 1.0
     # the images whose U-Net entropy is minimised: unlabeled | batch (the reference: labeled and unlabeled)
     entropy_scope: str = "unlabeled"
     # the weights tested: joint (both models from the step where SAM's validation Dice was best) | separate (the

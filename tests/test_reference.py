@@ -120,10 +120,10 @@ def test_a_matching_config_loads_the_reference_run_instead_of_training(
 
 def test_the_hash_of_a_baseline_ignores_the_co_training_settings():
     a, b = _cfg("unet"), _cfg("unet")
-    b.cotrain.loss_scale, b.generalist.lr = 1.0, 0.5  # sections a U-Net never reads
+    b.cotrain.loss_scale, b.generalist.lr = 0.25, 0.5  # sections a U-Net never reads
     assert C.config_hash(a) == C.config_hash(b)
     c, d = _cfg("sc-sam"), _cfg("sc-sam")
-    d.cotrain.loss_scale = 1.0
+    d.cotrain.loss_scale = 0.25
     assert C.config_hash(c) != C.config_hash(d)
 
 
