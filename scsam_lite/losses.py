@@ -20,7 +20,7 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def ce_dice_loss(logits: torch.Tensor, target: torch.Tensor, scale: float = 0.5) -> torch.Tensor:
     """``scale * (CE + Dice)``: 0.5 is SSL4MIS's supervised loss (the U-Net baselines here); the reference SC-SAM
-    code sums the two (``scale=1``, ``cotrain.loss_scale``)."""
+    code sums the two (``scale=1``), as ``sc-sam`` does by default (``cotrain.loss_scale``)."""
     return scale * (F.cross_entropy(logits.float(), target) + dice_loss(logits, target))
 
 

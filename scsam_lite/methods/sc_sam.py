@@ -12,7 +12,7 @@ listed in the README's "Differences from the reference code"; the ``paper`` pres
    (+ 0.9 x the entropy of its predictions: the unlabeled ones, or the whole batch as the reference,
    ``cotrain.entropy_scope``); full weight from step 0 as in the reference, or ramped up like SAM's term with
    ``cotrain.unet_rampup`` (for a SAM whose first masks are poor). Each CE+Dice term is scaled by
-   ``cotrain.loss_scale`` (0.5 as SSL4MIS; the reference sums, 1.0);
+   ``cotrain.loss_scale``: 1.0 sums them as the reference (the default, picked on the lab runs); 0.5 as SSL4MIS;
 5. SAM loss = CE+Dice(labeled, ground truth) + w(t) CE+Dice(unlabeled, the U-Net's hard pseudo-label), with the
    sigmoid ramp-up w(t) of :mod:`scsam_lite.rampup` (T = 10,000 in the reference), so the U-Net's noisy early
    pseudo-labels cannot spoil SAM;
