@@ -7,8 +7,9 @@ warm-up, with device-synchronised timers, on batches made before the clock start
   torch.compile);
 - ``stock``: the way the reference runs it: fp32, segment-anything's own attention, autograd anomaly detection on.
 
-and prints ms/step, images/s, peak GPU memory and the ratio. Speed targets are checked here, never in unit tests.
-Results are saved as JSON (config, device, versions, figures) under ``runs/bench/``.
+and prints ms/step, images/s, peak GPU memory and the ratio, and the counted FLOPs of a step against the device's
+matrix-product rate (how far a step is from what the hardware can do). Speed targets are checked here, never in unit
+tests. Results are saved as JSON (config, device, versions, figures) under ``runs/bench/``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from . import config as C
 from .errors import ConfigError
@@ -49,6 +51,9 @@ class BenchRow:
     compiled: bool
     anomaly_detection: bool
     allocator: str = "n/a"
+    #: matmul, convolution and attention FLOPs of one step (forward and backward) as torch's FlopCounterMode counts
+    #: them; elementwise work is not counted, so this is a lower bound of the work
+    gflop_per_step: float | None = None
 
 
 #: the paths a benchmark can time, and what each one is
@@ -119,6 +124,8 @@ def time_path(cfg: C.Config, path: str, *, steps: int, warmup: int, verbose: boo
             method.train_step(batches[s], s)
         _sync(rt.device)
         elapsed = time.perf_counter() - t0
+        with FlopCounterMode(display=False) as counter:  # one more step, untimed: the counter slows it down
+            method.train_step(batches[-1], warmup + steps)
     peak = torch.cuda.max_memory_allocated(rt.device) / 2**30 if rt.device.type == "cuda" else None
     ms = 1000 * elapsed / steps
     row = BenchRow(
@@ -133,6 +140,7 @@ def time_path(cfg: C.Config, path: str, *, steps: int, warmup: int, verbose: boo
         compiled=pcfg.generalist.compile,
         anomaly_detection=anomaly,
         allocator=rt.allocator,
+        gflop_per_step=float(f"{counter.get_total_flops() / 1e9:.4g}"),
     )
     if verbose:
         print(f"  {path:15s} {row.ms_per_step:9.1f} ms/step  {row.images_per_s:8.1f} images/s", flush=True)
@@ -141,6 +149,23 @@ def time_path(cfg: C.Config, path: str, *, steps: int, warmup: int, verbose: boo
     if rt.device.type == "cuda":
         torch.cuda.empty_cache()
     return row
+
+
+def matmul_rate(
+    device: torch.device, dtype: torch.dtype = torch.float32, n: int = 1024, reps: int = 8
+) -> float:
+    """GFLOP/s of a large dense matrix product on ``device`` with the threads torch has: close to the most this
+    device does, so ``gflop_per_step / matmul_rate`` is about the least time the counted work of a step can take."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    _sync(device)
+    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
 
 
 def bench(
@@ -191,6 +216,7 @@ def bench(
         "rows": [asdict(r) for r in rows],
         "repeat": repeat,
         "rounds": [asdict(r) for r in runs],
+        "matmul_gflop_per_s": round(matmul_rate(rt.device, rt.amp_dtype or torch.float32), 1),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     by = {r.path: r for r in rows}
@@ -242,6 +268,15 @@ def format_bench(result: dict[str, Any]) -> str:
         )
     if "speedup_cpu" in result:
         lines.append(f"speed-up of all CPU speed-ups (fast over stock-cpu): {result['speedup_cpu']:.2f}x")
+    fast = next((r for r in result["rows"] if r["path"] == "fast"), None)
+    rate = result.get("matmul_gflop_per_s")
+    if fast and fast.get("gflop_per_step") and rate:
+        achieved = fast["gflop_per_step"] / (fast["ms_per_step"] / 1000)
+        lines.append(
+            f"work of the fast step: {fast['gflop_per_step']:.1f} GFLOP counted (matmul, conv, attention), "
+            f"{achieved:.0f} GFLOP/s achieved; a large matrix product here runs at {rate:.0f} GFLOP/s, at which "
+            f"the counted work alone takes {1000 * fast['gflop_per_step'] / rate:.0f} ms"
+        )
     on_gpu = any(r["peak_gib"] is not None for r in result["rows"])
     if on_gpu and "+" in result["what"]:
         fast = next((r for r in result["rows"] if r["path"] == "fast"), None)

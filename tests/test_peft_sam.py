@@ -217,3 +217,30 @@ def test_bench_rounds_alternate_paths_and_report_the_median(tmp_path):
     for row in res["rows"]:
         mine = sorted(r["ms_per_step"] for r in res["rounds"] if r["path"] == row["path"])
         assert row["ms_per_step"] == mine[1]
+
+
+def test_bench_counts_the_work_of_a_step_and_the_two_pass_decoder_doubles_its_share(tmp_path):
+    """The counted FLOPs are the step's own: SAM's two-pass output runs the mask decoder twice, so its step counts
+    more work than the one-pass step of the same config, and the floor line uses the measured matmul rate."""
+    base = {"generalist.peft": "none", "train.precision": "fp32"}
+    one = bench(
+        C.build_config("quick", base, method="sc-sam"),
+        steps=1,
+        warmup=1,
+        paths=("fast",),
+        out=tmp_path / "a.json",
+        verbose=False,
+    )
+    two = bench(
+        C.build_config("quick", {**base, "cotrain.sam_output": "two-pass"}, method="sc-sam"),
+        steps=1,
+        warmup=1,
+        paths=("fast",),
+        out=tmp_path / "b.json",
+        verbose=False,
+    )
+    g1, g2 = one["rows"][0]["gflop_per_step"], two["rows"][0]["gflop_per_step"]
+    assert 0 < g1 < g2
+    assert one["matmul_gflop_per_s"] > 0
+    floor = 1000 * g1 / one["matmul_gflop_per_s"]
+    assert f"the counted work alone takes {floor:.0f} ms" in format_bench(one)
