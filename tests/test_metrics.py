@@ -281,3 +281,23 @@ def test_summarize_keeps_numbers_only_and_names_what_is_wrong():
     assert "2 of 3 rows have no 'iou'" in str(err.value) and "summarize rows from one scorer" in str(
         err.value
     )
+
+
+def test_a_zero_spacing_is_refused_and_batch_errors_name_the_fix():
+    from scsam_lite.errors import ConfigError
+
+    m = np.zeros((4, 4), dtype=bool)
+    m[1:3, 1:3] = True
+    with pytest.raises(ConfigError, match="must be positive and finite"):
+        segmentation_metrics(m, m, spacing=(0.0, 1.0))
+    with pytest.raises(Exception) as err:
+        batch_metrics(np.stack([m, m]), np.stack([m]))
+    assert (
+        "2 predictions but 1 ground-truth masks" in str(err.value)
+        and "one mask per prediction" in err.value.fix
+    )
+    with pytest.raises(Exception) as err:
+        batch_metrics(np.stack([m, m]), np.stack([m, m]), spacings=[(1.0, 1.0)])
+    assert "pass one spacing per item" in err.value.fix and "None for pixels" in err.value.fix
+    got = batch_metrics(torch.from_numpy(np.stack([m, m])), torch.from_numpy(np.stack([m, ~m])))
+    assert got[0]["dice"] == 1.0 and got[1]["dice"] == 0.0

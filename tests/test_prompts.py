@@ -465,3 +465,94 @@ def test_prompts_from_masks_gives_what_the_config_asks_for(kind):
         assert torch.equal(boxes, boxes_from_masks(masks))
     else:
         assert boxes is None
+
+
+# --- what mutation testing found untested (docs/records/mutation-testing.md) ------------------------------------
+
+
+def _error(fn, *args, **kwargs) -> ConfigError:
+    with pytest.raises(ConfigError) as err:
+        fn(*args, **kwargs)
+    return err.value
+
+
+def test_every_prompt_error_names_the_problem_and_the_fix():
+    m = blob()
+    cases = [
+        (_error(sample_points, m, -1, 5), "n_pos must be a whole number >= 0, got -1", "pass e.g. n_pos=5"),
+        (_error(sample_points, m, 0, 0), "ask for no points at all", "ask for at least one point"),
+        (
+            _error(sample_points, np.array([["a"]]), 1, 1),
+            "which is not a mask",
+            "pass a bool, int or float array",
+        ),
+        (_error(sample_points, [[1]], 1, 1), "mask is a list", "a batch of shape (B, H, W)"),
+        (
+            _error(sample_points, torch.zeros(2, 0, 3), 1, 1),
+            "an image without pixels",
+            "a batch of shape (B, H, W)",
+        ),
+        (_error(sample_points, torch.zeros(2, 3, dtype=torch.complex64), 1, 1), "not a mask", "float tensor"),
+        (_error(sample_points, m, 1, 1, seed=[1.5]), "seed 1.5 is not an int", "seeds must be whole numbers"),
+        (_error(sample_points, m, 1, 1, seed="ab"), "neither an int", "seed=None"),
+        (_error(sample_points, m, 1, 1, seed=[1, 2]), "2 seeds for a batch of 1 masks", "one seed per image"),
+        (_error(point_hits, [(1, 2)], m), "points is a list, not Points", "pass the result of sample_points"),
+        (
+            _error(point_hits, sample_points(m, 1, 1), torch.stack([m, m])),
+            "1 point sets for 2 masks",
+            "the mask batch",
+        ),
+        (_error(boxes_from_masks, m, margin=-2), "margin must be a whole number", "pass e.g. margin=5"),
+        (_error(Points, torch.zeros(1, 2, 3), torch.zeros(1, 2)), "do not fit", "coords must be (B, N, 2)"),
+    ]
+    for err, message, fix in cases:
+        assert message in err.message and err.fix and fix in err.fix, (err.message, err.fix)
+
+
+def test_a_half_is_background_for_arrays_and_tensors_and_one_pixel_wide_images_are_masks():
+    half = np.full((4, 4), 0.5)
+    half[1, 2] = 0.75
+    for mask in (half, torch.from_numpy(half)):
+        pos, _ = split(sample_points(mask, 3, 0, seed=0), 3)
+        assert pos == [(2, 1), (0, 0), (0, 0)]  # the one pixel above 0.5, then padding
+    column = torch.zeros(5, 1, dtype=torch.bool)
+    column[3] = True
+    assert split(sample_points(column, 1, 0, seed=0), 1)[0] == [(0, 3)]
+
+
+def test_interior_joins_pixels_that_touch_at_a_corner_into_one_component():
+    m = torch.zeros(12, 12, dtype=torch.bool)
+    m[2:5, 2:5] = True
+    m[5:7, 5:7] = True  # touches the first square only at a corner: one object under 8-connectivity
+    m[9:11, 9:11] = True  # a separate object
+    pos, _ = split(sample_points(m, 3, 0, "interior", seed=0), 3)
+    assert pos[0] == (3, 3)  # the joined object is the largest: its most interior pixel
+    assert pos[1] in {(9, 9), (10, 9), (9, 10), (10, 10)}  # then the separate one, not the corner square
+
+
+def test_default_counts_are_five_and_five_and_an_empty_seed_list_gives_an_empty_batch():
+    p = sample_points(blob())
+    assert p.coords.shape == (1, 10, 2) and p.labels[0].tolist() == [1] * 5 + [0] * 5
+    empty = sample_points(torch.zeros(0, 4, 4, dtype=torch.bool), 1, 1, seed=[])
+    assert empty.coords.shape == (0, 2, 2) and empty.labels.shape == (0, 2)
+
+
+def test_point_hits_counts_negatives_and_refuses_everything_off_the_image():
+    m = torch.zeros(4, 5, dtype=torch.bool)
+    m[0, :] = m[:, 0] = True
+    xy = [[0, 0], [4, 0], [5, 0], [0, 4], [-1, 0], [0, -1], [50, 0], [0, 50], [-50, -50], [2, 2]]
+    points = Points(torch.tensor([xy], dtype=torch.float32), torch.tensor([[0, 1, 1, 1, 1, 1, 1, 1, 1, -1]]))
+    assert point_hits(points, m)[0].tolist() == [True, True] + [False] * 8
+
+
+def test_a_box_touching_the_first_row_and_column_ends_there():
+    m = torch.zeros(6, 7, dtype=torch.bool)
+    m[0, 0] = True
+    assert boxes_from_masks(m)[0].tolist() == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_shift_seed_keeps_every_seed_of_a_list_in_range():
+    from scsam_lite.prompts import shift_seed
+
+    big = 2**63 - 1
+    assert shift_seed([big, 0], 1) == [(big + 0x9E3779B1) % 2**63, 0x9E3779B1]
