@@ -92,7 +92,7 @@ def _spacing(spacing: Spacing, ndim: int) -> tuple[float, ...] | None:
         raise ConfigError(
             f"spacing {spacing!r} does not fit a {ndim}D mask",
             f"give one number (isotropic) or {ndim} numbers in array-axis order "
-            f"({'(z, y, x)' if ndim == 3 else '(y, x)'}), or None for pixels",
+            f"{'(z, y, x)' if ndim == 3 else '(y, x)'}, or None for pixels",
         )
     if np.isnan(values).any():
         return None

@@ -301,3 +301,53 @@ def test_a_zero_spacing_is_refused_and_batch_errors_name_the_fix():
     assert "pass one spacing per item" in err.value.fix and "None for pixels" in err.value.fix
     got = batch_metrics(torch.from_numpy(np.stack([m, m])), torch.from_numpy(np.stack([m, ~m])))
     assert got[0]["dice"] == 1.0 and got[1]["dice"] == 0.0
+
+
+def test_every_metric_error_names_the_argument_and_the_fix():
+    from scsam_lite.errors import ScsamError
+
+    m = square()
+
+    def error(fn, *args) -> ScsamError:
+        with pytest.raises(ScsamError) as err:
+            fn(*args)
+        return err.value
+
+    cases = [
+        (
+            error(segmentation_metrics, m * 0.7, m),
+            "pred holds values other than 0 and 1",
+            "threshold it first",
+        ),
+        (error(segmentation_metrics, m, m * 0.7), "gt holds values other than 0 and 1", "probs > 0.5"),
+        (error(segmentation_metrics, m, m * 0.7), "probabilities or logits, not a mask", "logits > 0"),
+        (
+            error(segmentation_metrics, np.full((2, 2), "a"), m),
+            "pred has dtype <U1, which is not a mask",
+            "0/1 float",
+        ),
+        (error(segmentation_metrics, m, m[:5]), "differs from ground-truth shape", "resize the prediction"),
+        (error(segmentation_metrics, m[None, None], m[None, None]), "2D (H, W) or 3D", "use batch_metrics"),
+        (
+            error(segmentation_metrics, m, m, (1.0, 2.0, 3.0)),
+            "does not fit a 2D mask",
+            "2 numbers in array-axis order (y, x)",
+        ),
+        (
+            error(volume_metrics, m[None], m[None], (1.0, 2.0)),
+            "does not fit a 3D mask",
+            "3 numbers in array-axis order (z, y, x)",
+        ),
+        (error(segmentation_metrics, m, m, (-1.0, 1.0)), "must be positive and finite", "pixel size in mm"),
+        (error(volume_metrics, m, m), "a volume must be 3D", "stack the case's slices with np.stack(slices)"),
+        (error(volume_metrics, (m * 0.7)[None], m[None]), "pred_vol holds values", "threshold it first"),
+    ]
+    for err, message, fix in cases:
+        assert message in err.message and err.fix and fix in err.fix, (err.message, err.fix)
+
+
+def test_a_tensor_spacing_counts_like_a_tuple():
+    a, b = square(), square(top=10)
+    assert segmentation_metrics(a, b, torch.tensor([2.0, 2.0]))["hd95"] == pytest.approx(
+        2 * segmentation_metrics(a, b)["hd95"]
+    )
