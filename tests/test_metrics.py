@@ -304,6 +304,7 @@ def test_a_zero_spacing_is_refused_and_batch_errors_name_the_fix():
 
 
 def test_every_metric_error_names_the_argument_and_the_fix():
+    """Each error's fix, word for word (what a student reads), and the part of its message that names the problem."""
     from scsam_lite.errors import ScsamError
 
     m = square()
@@ -313,37 +314,76 @@ def test_every_metric_error_names_the_argument_and_the_fix():
             fn(*args)
         return err.value
 
+    threshold = "threshold it first, e.g. probs > 0.5 or logits > 0"
     cases = [
+        (error(segmentation_metrics, m * 0.7, m), "pred holds values other than 0 and 1", threshold),
+        (error(segmentation_metrics, m, m * 0.7), "gt holds values other than 0 and 1", threshold),
         (
-            error(segmentation_metrics, m * 0.7, m),
-            "pred holds values other than 0 and 1",
-            "threshold it first",
+            error(volume_metrics, (m * 0.7)[None], m[None]),
+            "pred_vol holds values other than 0 and 1",
+            threshold,
         ),
-        (error(segmentation_metrics, m, m * 0.7), "gt holds values other than 0 and 1", "probs > 0.5"),
-        (error(segmentation_metrics, m, m * 0.7), "probabilities or logits, not a mask", "logits > 0"),
         (
             error(segmentation_metrics, np.full((2, 2), "a"), m),
             "pred has dtype <U1, which is not a mask",
-            "0/1 float",
+            "pass a bool, integer or 0/1 float array",
         ),
-        (error(segmentation_metrics, m, m[:5]), "differs from ground-truth shape", "resize the prediction"),
-        (error(segmentation_metrics, m[None, None], m[None, None]), "2D (H, W) or 3D", "use batch_metrics"),
+        (
+            error(segmentation_metrics, m, m[:5]),
+            "differs from ground-truth shape",
+            "resize the prediction to the mask's resolution (nearest neighbour) before scoring",
+        ),
+        (
+            error(segmentation_metrics, m[None, None], m[None, None]),
+            "2D (H, W) or 3D",
+            "drop batch/channel axes (e.g. pred[0, 0]) or use batch_metrics for a stack",
+        ),
         (
             error(segmentation_metrics, m, m, (1.0, 2.0, 3.0)),
             "does not fit a 2D mask",
-            "2 numbers in array-axis order (y, x)",
+            "give one number (isotropic) or 2 numbers in array-axis order (y, x), or None for pixels",
         ),
         (
             error(volume_metrics, m[None], m[None], (1.0, 2.0)),
             "does not fit a 3D mask",
-            "3 numbers in array-axis order (z, y, x)",
+            "give one number (isotropic) or 3 numbers in array-axis order (z, y, x), or None for pixels",
         ),
-        (error(segmentation_metrics, m, m, (-1.0, 1.0)), "must be positive and finite", "pixel size in mm"),
-        (error(volume_metrics, m, m), "a volume must be 3D", "stack the case's slices with np.stack(slices)"),
-        (error(volume_metrics, (m * 0.7)[None], m[None]), "pred_vol holds values", "threshold it first"),
+        (
+            error(segmentation_metrics, m, m, (-1.0, 1.0)),
+            "must be positive and finite",
+            "pass the pixel size in mm, e.g. 0.5",
+        ),
+        (
+            error(volume_metrics, m, m),
+            "a volume must be 3D",
+            "stack the case's slices with np.stack(slices) in slice order",
+        ),
+        (
+            error(batch_metrics, np.stack([m, m]), np.stack([m])),
+            "2 predictions but 1 ground-truth masks",
+            "pass one mask per prediction",
+        ),
+        (
+            error(batch_metrics, np.stack([m, m]), np.stack([m, m]), [(1.0, 1.0)]),
+            "spacing",
+            "pass one spacing per item (e.g. data.spacing[indices]) or None for pixels",
+        ),
+        (
+            error(summarize, []),
+            "no metric rows to summarize",
+            "score at least one prediction before summarizing",
+        ),
+        (
+            error(summarize, [{"dice": 1.0, "iou": 1.0}, {"dice": 0.5}]),
+            "1 of 2 rows have no 'iou'",
+            "summarize rows from one scorer",
+        ),
     ]
     for err, message, fix in cases:
-        assert message in err.message and err.fix and fix in err.fix, (err.message, err.fix)
+        assert message in err.message and err.fix == fix, (err.message, err.fix)
+    probabilities = error(segmentation_metrics, m * 0.7, m).message
+    assert probabilities.endswith(": it looks like probabilities or logits, not a mask")
+    assert error(summarize, []).message == "no metric rows to summarize"
 
 
 def test_a_tensor_spacing_counts_like_a_tuple():

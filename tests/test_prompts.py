@@ -480,7 +480,11 @@ def test_every_prompt_error_names_the_problem_and_the_fix():
     m = blob()
     cases = [
         (_error(sample_points, m, -1, 5), "n_pos must be a whole number >= 0, got -1", "pass e.g. n_pos=5"),
-        (_error(sample_points, m, 0, 0), "ask for no points at all", "ask for at least one point"),
+        (
+            _error(sample_points, m, 0, 0),
+            "n_pos=0 and n_neg=0 ask for no points at all",
+            "ask for at least one point, e.g. n_pos=5",
+        ),
         (
             _error(sample_points, np.array([["a"]]), 1, 1),
             "which is not a mask",
@@ -492,21 +496,53 @@ def test_every_prompt_error_names_the_problem_and_the_fix():
             "an image without pixels",
             "a batch of shape (B, H, W)",
         ),
-        (_error(sample_points, torch.zeros(2, 3, dtype=torch.complex64), 1, 1), "not a mask", "float tensor"),
-        (_error(sample_points, m, 1, 1, seed=[1.5]), "seed 1.5 is not an int", "seeds must be whole numbers"),
-        (_error(sample_points, m, 1, 1, seed="ab"), "neither an int", "seed=None"),
-        (_error(sample_points, m, 1, 1, seed=[1, 2]), "2 seeds for a batch of 1 masks", "one seed per image"),
+        (
+            _error(sample_points, torch.zeros(2, 3, dtype=torch.complex64), 1, 1),
+            "not a mask",
+            "pass a bool, int or float tensor",
+        ),
+        (
+            _error(Points(torch.zeros(0, 1, 2), torch.zeros(0, 1)).select, 0),
+            "out of range",
+            "this batch is empty",
+        ),
+        (
+            _error(sample_points, m, 1, 1, seed=[1.5]),
+            "seed 1.5 is not an int",
+            "seeds must be whole numbers, e.g. dataset item indices",
+        ),
+        (
+            _error(sample_points, m, 1, 1, seed=[2**64]),
+            "is out of range",
+            "use a seed between 0 and 2**63 - 1",
+        ),
+        (
+            _error(sample_points, m, 1, 1, seed="ab"),
+            "neither an int",
+            "pass e.g. seed=0, seed=[the dataset indices of the batch's images] or seed=None",
+        ),
+        (
+            _error(sample_points, m, 1, 1, seed=[1, 2]),
+            "2 seeds for a batch of 1 masks",
+            "pass one seed per image, or one int for the batch",
+        ),
         (_error(point_hits, [(1, 2)], m), "points is a list, not Points", "pass the result of sample_points"),
         (
             _error(point_hits, sample_points(m, 1, 1), torch.stack([m, m])),
             "1 point sets for 2 masks",
-            "the mask batch",
+            "pass the mask batch the points were sampled from",
         ),
         (_error(boxes_from_masks, m, margin=-2), "margin must be a whole number", "pass e.g. margin=5"),
-        (_error(Points, torch.zeros(1, 2, 3), torch.zeros(1, 2)), "do not fit", "coords must be (B, N, 2)"),
+        (
+            _error(Points, torch.zeros(1, 2, 3), torch.zeros(1, 2)),
+            "do not fit",
+            "coords must be (B, N, 2) and labels (B, N)",
+        ),
     ]
     for err, message, fix in cases:
         assert message in err.message and err.fix and fix in err.fix, (err.message, err.fix)
+        if not fix.startswith("a batch of shape"):  # the rest word for word
+            assert err.fix == fix, (err.message, err.fix)
 
 
 def test_a_half_is_background_for_arrays_and_tensors_and_one_pixel_wide_images_are_masks():
