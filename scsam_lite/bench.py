@@ -124,8 +124,15 @@ def time_path(cfg: C.Config, path: str, *, steps: int, warmup: int, verbose: boo
             method.train_step(batches[s], s)
         _sync(rt.device)
         elapsed = time.perf_counter() - t0
-        with FlopCounterMode(display=False) as counter:  # one more step, untimed: the counter slows it down
-            method.train_step(batches[-1], warmup + steps)
+        flops = None
+        if (
+            not pcfg.generalist.compile
+        ):  # a compiled graph hides its ops from the counter (and would recompile)
+            with FlopCounterMode(
+                display=False
+            ) as counter:  # one more step, untimed: the counter slows it down
+                method.train_step(batches[-1], warmup + steps)
+            flops = float(f"{counter.get_total_flops() / 1e9:.4g}")
     peak = torch.cuda.max_memory_allocated(rt.device) / 2**30 if rt.device.type == "cuda" else None
     ms = 1000 * elapsed / steps
     row = BenchRow(
@@ -140,7 +147,7 @@ def time_path(cfg: C.Config, path: str, *, steps: int, warmup: int, verbose: boo
         compiled=pcfg.generalist.compile,
         anomaly_detection=anomaly,
         allocator=rt.allocator,
-        gflop_per_step=float(f"{counter.get_total_flops() / 1e9:.4g}"),
+        gflop_per_step=flops,
     )
     if verbose:
         print(f"  {path:15s} {row.ms_per_step:9.1f} ms/step  {row.images_per_s:8.1f} images/s", flush=True)
