@@ -232,7 +232,7 @@ def copy_records(ref: ReferenceRun, run_dir: str | Path, verbose: bool = False) 
             shutil.copy2(f, run.path / f.name)
     if (ref.path / "probes").is_dir():
         shutil.copytree(ref.path / "probes", run.path / "probes", dirs_exist_ok=True)
-    best_step, best_val = _best(ref.history(), METHODS.get(cfg.train.method).selection_model)
+    best_step, best_val = best_validation(ref.history(), METHODS.get(cfg.train.method).selection_model)
     write_json(run.path / MARKER, {"reference": ref.name, "copied": time.strftime("%Y-%m-%dT%H:%M:%S")})
     append_result(
         results_registry(run.path),
@@ -310,7 +310,7 @@ def materialize(
     return TrainResult(run.path, ref.metrics, best_step, best_val, wall, method, data, split)
 
 
-def _best(history: list[dict[str, Any]], model: str) -> tuple[int, float]:
+def best_validation(history: list[dict[str, Any]], model: str) -> tuple[int, float]:
     """The step and value of the best validation Dice of ``model`` (ties: the later step, as the trainer does)."""
     best_step, best_val = 0, -1.0
     for row in history:

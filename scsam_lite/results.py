@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .reference import ReferenceRun, reference_runs
+from .reference import ReferenceRun, best_validation, reference_runs
 
 #: the order methods are listed in, baselines first
 METHOD_ORDER = ("unet", "mean-teacher", "entropy-min", "peft-sam", "sc-sam")
@@ -150,7 +150,8 @@ def fidelity_table(refs: list[ReferenceRun]) -> str:
             continue
         found = True
         joint, separate = _selection_scores(runs)
-        best = {m: [_best_val(r, m) for r in runs] for m in ("sam", "unet")}
+        # the best validation Dice each model reached at any check: what a default is picked on
+        best = {m: [best_validation(r.history(), m)[1] for r in runs] for m in ("sam", "unet")}
         per_seed = (  # a `separate` run scored without `evaluate --selection joint` has no joint SAM score
             ", ".join(f"s{_seed(r)}: {d:.3f}" for r, d in zip(runs, joint["sam"], strict=True))
             if len(joint["sam"]) == len(runs)
@@ -164,11 +165,6 @@ def fidelity_table(refs: list[ReferenceRun]) -> str:
             f"{_mean_sd([r.record.get('wall_time_s', float('nan')) / 60 for r in runs], 1)} |"
         )
     return "\n".join(lines) if found else ""
-
-
-def _best_val(ref: ReferenceRun, model: str) -> float:
-    """The best validation Dice ``model`` reached at any check: what a default is picked on (never the test set)."""
-    return max(row["val_dice"][model] for row in ref.history() if "val_dice" in row)
 
 
 def _selection_scores(runs: list[ReferenceRun]) -> tuple[dict[str, list[float]], list[float]]:
