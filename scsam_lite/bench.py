@@ -54,6 +54,9 @@ class BenchRow:
     #: matmul, convolution and attention FLOPs of one step (forward and backward) as torch's FlopCounterMode counts
     #: them; elementwise work is not counted, so this is a lower bound of the work
     gflop_per_step: float | None = None
+    #: that count split over the outermost modules the step called (class names, e.g. ``UNet``,
+    #: ``TwoWayTransformer``) and ``elsewhere`` (code outside any of them, such as the fast mask head's products)
+    gflop_by_part: dict[str, float] | None = None
 
 
 #: the paths a benchmark can time, and what each one is
@@ -124,7 +127,7 @@ def time_path(cfg: C.Config, path: str, *, steps: int, warmup: int, verbose: boo
             method.train_step(batches[s], s)
         _sync(rt.device)
         elapsed = time.perf_counter() - t0
-        flops = None
+        flops, parts = None, None
         if (
             not pcfg.generalist.compile
         ):  # a compiled graph hides its ops from the counter (and would recompile)
@@ -133,6 +136,7 @@ def time_path(cfg: C.Config, path: str, *, steps: int, warmup: int, verbose: boo
             ) as counter:  # one more step, untimed: the counter slows it down
                 method.train_step(batches[-1], warmup + steps)
             flops = float(f"{counter.get_total_flops() / 1e9:.4g}")
+            parts = flop_parts(counter)
     peak = torch.cuda.max_memory_allocated(rt.device) / 2**30 if rt.device.type == "cuda" else None
     ms = 1000 * elapsed / steps
     row = BenchRow(
@@ -148,6 +152,7 @@ def time_path(cfg: C.Config, path: str, *, steps: int, warmup: int, verbose: boo
         anomaly_detection=anomaly,
         allocator=rt.allocator,
         gflop_per_step=flops,
+        gflop_by_part=parts,
     )
     if verbose:
         print(f"  {path:15s} {row.ms_per_step:9.1f} ms/step  {row.images_per_s:8.1f} images/s", flush=True)
@@ -156,6 +161,16 @@ def time_path(cfg: C.Config, path: str, *, steps: int, warmup: int, verbose: boo
     if rt.device.type == "cuda":
         torch.cuda.empty_cache()
     return row
+
+
+def flop_parts(counter: FlopCounterMode) -> dict[str, float]:
+    """GFLOP per outermost module of a count (``elsewhere``: the rest), so a step's work can be read by part:
+    nested modules are left out, since their work is already in their parent's."""
+    counts = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
+    total = counts.pop("Global", 0)
+    parts = {name: n for name, n in counts.items() if "." not in name}
+    parts["elsewhere"] = total - sum(parts.values())
+    return {name: float(f"{n / 1e9:.4g}") for name, n in sorted(parts.items(), key=lambda kv: -kv[1])}
 
 
 def matmul_rate(
@@ -284,6 +299,12 @@ def format_bench(result: dict[str, Any]) -> str:
             f"{achieved:.0f} GFLOP/s achieved; a large matrix product here runs at {rate:.0f} GFLOP/s, at which "
             f"the counted work alone takes {1000 * fast['gflop_per_step'] / rate:.0f} ms"
         )
+        if fast.get("gflop_by_part"):
+            lines.append(
+                "counted work by part: "
+                + ", ".join(f"{name} {g:.1f}" for name, g in fast["gflop_by_part"].items())
+                + " GFLOP"
+            )
     on_gpu = any(r["peak_gib"] is not None for r in result["rows"])
     if on_gpu and "+" in result["what"]:
         fast = next((r for r in result["rows"] if r["path"] == "fast"), None)

@@ -244,3 +244,10 @@ def test_bench_counts_the_work_of_a_step_and_the_two_pass_decoder_doubles_its_sh
     assert one["matmul_gflop_per_s"] > 0
     floor = 1000 * g1 / one["matmul_gflop_per_s"]
     assert f"the counted work alone takes {floor:.0f} ms" in format_bench(one)
+    # the count by part: outermost modules plus the rest add up to the total; a second SAM pass adds work to
+    # the generalist (here run whole, encoder included: no stored embeddings), none to the U-Net
+    p1, p2 = one["rows"][0]["gflop_by_part"], two["rows"][0]["gflop_by_part"]
+    assert {"UNet", "Generalist", "elsewhere"} <= set(p1)
+    assert sum(p1.values()) == pytest.approx(g1, rel=1e-3)
+    assert p2["UNet"] == p1["UNet"] and p2["Generalist"] > p1["Generalist"]
+    assert "counted work by part: " in format_bench(one)
