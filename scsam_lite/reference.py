@@ -13,6 +13,7 @@ retrain), otherwise the run trains as usual. ``scsam-lite reference`` lists, exp
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from dataclasses import dataclass
@@ -40,8 +41,9 @@ from .runs import (
 REFERENCE_ROOT = Path(__file__).resolve().parent / "reference_runs"
 #: the files of a run folder a reference run keeps (besides ``probes/*.npz`` and ``weights.pt``)
 RECORD_FILES = ("config.json", "history.jsonl", "metrics.json", "metrics_items.csv")
-#: further records kept when present: slice-wise scores, the other checkpoint selection's scores
-OPTIONAL_GLOBS = ("metrics_slices*", "metrics_test_best_*")
+#: further records kept when present: slice-wise scores, each checkpoint selection's scores on the test and the
+#: validation images (``scsam-lite evaluate RUN --split val --selection separate``)
+OPTIONAL_GLOBS = ("metrics_slices*", "metrics_test_best_*", "metrics_val_best_*")
 WEIGHTS = "weights.pt"
 #: marks a run folder that is a copy of a reference run (so RETRAIN knows it may replace it)
 MARKER = "reference.json"
@@ -132,25 +134,38 @@ def check_reference(ref: ReferenceRun) -> list[str]:
     cfg = C.config_from_dict(rec["config"])
     if C.config_hash(cfg) != rec["config_hash"]:
         problems.append(f"{ref.name}: its config hashes to {C.config_hash(cfg)}, not {rec['config_hash']}")
-    items = read_item_metrics(ref.path / "metrics_items.csv")
-    if sorted(items) != sorted(ref.metrics):
-        problems.append(
-            f"{ref.name}: per-image models {sorted(items)} but metrics.json has {sorted(ref.metrics)}"
-        )
-    for model, summary in ref.metrics.items():
-        rows = list(items.get(model, {}).values())
-        if len(rows) != int(summary["n"]):
-            problems.append(
-                f"{ref.name}: {model} has {len(rows)} per-image rows, metrics.json says {summary['n']}"
-            )
-            continue
-        for key in (k for k in summary if k != "n" and not k.endswith("_std")):
-            mean = float(np.mean([r[key] for r in rows]))
-            if not np.isclose(mean, summary[key], rtol=1e-6, atol=1e-9):
-                problems.append(f"{ref.name}: {model} {key} is {summary[key]} but its images average {mean}")
+    problems += _summary_problems(ref.name, "metrics.json", ref.metrics, ref.path / "metrics_items.csv")
+    for extra in sorted(ref.path.glob("metrics_*_best_*.json")):
+        summary = json.loads(extra.read_text())
+        items_csv = extra.with_name(extra.stem + "_items.csv")
+        problems += _summary_problems(ref.name, extra.name, summary, items_csv)
     history = ref.history()
     if not history or history[-1]["step"] != cfg.train.iterations:
         problems.append(f"{ref.name}: its history does not end at step {cfg.train.iterations}")
+    return problems
+
+
+def _summary_problems(name: str, what: str, summary: dict[str, Any], items_csv: Path) -> list[str]:
+    """Where a metrics summary is not the mean of its per-image rows (or has no rows to be the mean of)."""
+    if not items_csv.is_file():
+        return [f"{name}: {what} has no per-image file {items_csv.name}"]
+    problems = []
+    items = read_item_metrics(items_csv)
+    if sorted(items) != sorted(summary):
+        problems.append(f"{name}: per-image models {sorted(items)} but {what} has {sorted(summary)}")
+    for model, model_summary in summary.items():
+        rows = list(items.get(model, {}).values())
+        if len(rows) != int(model_summary["n"]):
+            problems.append(
+                f"{name}: {model} has {len(rows)} per-image rows, {what} says {model_summary['n']}"
+            )
+            continue
+        for key in (k for k in model_summary if k != "n" and not k.endswith("_std")):
+            mean = float(np.mean([r[key] for r in rows]))
+            if not np.isclose(mean, model_summary[key], rtol=1e-6, atol=1e-9):
+                problems.append(
+                    f"{name}: {model} {key} is {model_summary[key]} in {what} but its images average {mean}"
+                )
     return problems
 
 

@@ -125,68 +125,83 @@ def compare_table(refs: list[ReferenceRun]) -> str:
     return "\n".join(lines) if found else ""
 
 
-def fidelity_table(refs: list[ReferenceRun]) -> str:
-    """The ``fidelity`` sweep grid: each variant's runs found among the reference runs by config hash."""
-    from .sweeps import GRIDS, plan
+#: keys that differ between the runs of one co-training step without changing the step: the seeds, and the
+#: checkpoint choice (every fidelity run is scored both ways, so the table shows both)
+_SAME_STEP = {"train.seed", "data.split_seed", "cotrain.checkpoints"}
 
-    if not refs:
+
+def step_label(cfg: Any) -> str:
+    """What a ``lab`` sc-sam run's co-training step changes from today's defaults (``ours`` when nothing): read
+    from its config, so a row keeps its meaning when a default changes."""
+    from . import config as C
+
+    base = C.resolved(C.build_config("lab", method="sc-sam"))
+    changed = C.diff(base, cfg, ignore=C.UNHASHED | _SAME_STEP)
+    return ", ".join(f"{k.split('.', 1)[-1]}: {v}" for k, (_, v) in sorted(changed.items())) or "ours"
+
+
+def fidelity_table(refs: list[ReferenceRun]) -> str:
+    """The ``lab`` sc-sam reference runs (the defaults' and the ``fidelity`` grid's), one row per co-training
+    step, labelled by what it changes from today's defaults (:func:`step_label`)."""
+    steps: dict[str, list[ReferenceRun]] = defaultdict(list)
+    for ref in refs:
+        if (
+            ref.config.train.method == "sc-sam"
+            and ref.config.preset == "lab"
+            and ref.name.split("/")[0]
+            in (
+                "lab",
+                "fidelity",
+            )
+        ):
+            steps[step_label(ref.config)].append(ref)
+    if not steps:
         return ""
-    by_hash = {r.config_hash: r for r in refs}
-    grid = GRIDS.get("fidelity")
     lines = [
-        "| co-training step | seeds | best validation Dice: SAM | U-Net | test Dice: SAM | SAM per seed | "
-        "U-Net (SAM's best step) | U-Net (its own best step) | wall per run (min) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| co-training step (what differs from the defaults) | seeds | validation: SAM, best | SAM prompted by the "
+        "U-Net's own best | U-Net, best | test: SAM, joint | SAM, separate | SAM per seed, separate | "
+        "U-Net, joint | U-Net, separate | wall per run (min) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    found = False
-    seeds = sorted({_seed(r) for r in refs})
-    for variant in grid.variants:
-        runs = [
-            by_hash[p.config_hash]
-            for p in plan("fidelity", "lab", seeds, splits=True)
-            if p.label == variant.label and p.config_hash in by_hash
-        ]
-        if not runs:
-            continue
-        found = True
-        joint, separate = _selection_scores(runs)
-        # the best validation Dice each model reached at any check: what a default is picked on
+    for label in sorted(steps, key=lambda k: (k != "ours", k)):
+        runs = sorted(steps[label], key=_seed)
         best = {m: [best_validation(r.history(), m)[1] for r in runs] for m in ("sam", "unet")}
-        per_seed = (  # a `separate` run scored without `evaluate --selection joint` has no joint SAM score
-            ", ".join(f"s{_seed(r)}: {d:.3f}" for r, d in zip(runs, joint["sam"], strict=True))
-            if len(joint["sam"]) == len(runs)
-            else "not recorded"
+        test = {sel: _selection_scores(runs, "test", sel) for sel in ("joint", "separate")}
+        val_separate = _selection_scores(runs, "val", "separate")
+        per_seed = ", ".join(
+            f"s{_seed(r)}: {d['sam']['dice']:.3f}" for r, d in zip(runs, test["separate"], strict=True) if d
         )
         lines.append(
-            f"| {variant.label} | {', '.join(str(_seed(r)) for r in runs)} | "
-            f"{_mean_sd(best['sam'])} | {_mean_sd(best['unet'])} | "
-            f"{_mean_sd(joint['sam'])} | {per_seed} | {_mean_sd(joint['unet'])} | "
-            f"{_mean_sd(separate) if separate else 'not recorded'} | "
+            f"| {label} | {', '.join(str(_seed(r)) for r in runs)} | {_mean_sd(best['sam'])} | "
+            f"{_scores(val_separate, 'sam')} | {_mean_sd(best['unet'])} | {_scores(test['joint'], 'sam')} | "
+            f"{_scores(test['separate'], 'sam')} | {per_seed or 'not recorded'} | "
+            f"{_scores(test['joint'], 'unet')} | {_scores(test['separate'], 'unet')} | "
             f"{_mean_sd([r.record.get('wall_time_s', float('nan')) / 60 for r in runs], 1)} |"
         )
-    return "\n".join(lines) if found else ""
+    return "\n".join(lines)
 
 
-def _selection_scores(runs: list[ReferenceRun]) -> tuple[dict[str, list[float]], list[float]]:
-    """Test Dice of SAM and the U-Net with both from SAM's best step, and of the U-Net from its own best step,
-    whichever selection each run used for its metrics.json (the other one is its ``evaluate --selection`` file)."""
+def _selection_scores(runs: list[ReferenceRun], split: str, selection: str) -> list[dict[str, Any] | None]:
+    """Each run's scores on ``split`` with the checkpoints ``selection`` chose: its metrics.json when that is the
+    run's own choice on the test images, else its ``evaluate --split SPLIT --selection SELECTION`` file (None
+    when it was not scored that way)."""
     import json
 
-    joint: dict[str, list[float]] = {"sam": [], "unet": []}
-    separate: list[float] = []
+    out: list[dict[str, Any] | None] = []
     for ref in runs:
-        own = ref.config.cotrain.checkpoints
-        other = "joint" if own == "separate" else "separate"
-        other_file = ref.path / f"metrics_test_best_{other}.json"
-        scores = {own: ref.metrics}
-        if other_file.is_file():
-            scores[other] = json.loads(other_file.read_text())
-        if "joint" in scores:
-            joint["sam"].append(scores["joint"]["sam"]["dice"])
-            joint["unet"].append(scores["joint"]["unet"]["dice"])
-        if "separate" in scores:
-            separate.append(scores["separate"]["unet"]["dice"])
-    return joint, separate
+        if split == "test" and ref.config.cotrain.checkpoints == selection:
+            out.append(ref.metrics)
+            continue
+        f = ref.path / f"metrics_{split}_best_{selection}.json"
+        out.append(json.loads(f.read_text()) if f.is_file() else None)
+    return out
+
+
+def _scores(scores: list[dict[str, Any] | None], model: str) -> str:
+    """Mean ± sd of ``model``'s Dice over the runs, or 'not recorded' unless every run has it."""
+    if not scores or any(s is None for s in scores):
+        return "not recorded"
+    return _mean_sd([s[model]["dice"] for s in scores])  # type: ignore[index]
 
 
 def cost_table(refs: list[ReferenceRun]) -> str:
@@ -232,11 +247,15 @@ def render_results_page(root: str | Path | None = None) -> str:
         parts.append(
             "## The co-training step against the reference code's (`scsam-lite sweep fidelity --preset lab "
             "--splits`)\n\n"
-            "One difference at a time from our defaults, then all five together (README 'Differences from the "
-            "reference code'). Defaults are picked on the validation columns (the best Dice each model reached "
-            "at any check on the validation images), never on the test columns. Test Dice: both models from "
-            "the step of SAM's best validation Dice, and the U-Net's own-best column is the reference's "
-            f"checkpoint choice (`cotrain.checkpoints=separate`), scored from the same runs.\n\n{fidelity}\n"
+            "Each row is a co-training step, labelled by what its config changes from today's defaults "
+            "(README 'Differences from the reference code'; a row keeps its label's meaning when a default "
+            "changes). Defaults are picked on the validation columns, never on the test columns: the best Dice "
+            "each model reached at any check on the validation images, and SAM's validation Dice prompted by "
+            "the U-Net of the U-Net's own best step. Every run is scored with both checkpoint choices "
+            "(`cotrain.checkpoints`): *joint*, both models from the step of SAM's best validation Dice, and "
+            "*separate* (the reference's and, since it was measured, the default), SAM from its best step "
+            "prompted by the U-Net from the U-Net's own best step.\n\n"
+            f"{fidelity}\n"
         )
     if refs:
         parts.append(

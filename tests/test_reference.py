@@ -178,3 +178,22 @@ def test_rerun_trains_the_recorded_config_again(exported, tmp_path, monkeypatch)
     assert seen["hash"] == ref.config_hash and seen["command"].startswith(
         "scsam-lite reference rerun quick/unet-s0"
     )
+
+
+def test_a_tampered_score_of_the_other_checkpoint_choice_is_caught(tmp_path):
+    """The extra scores a record keeps (the other checkpoint choice, validation scores) are checked like
+    metrics.json: each must be the mean of its own per-image file."""
+    name = next(r.name for r in R.reference_runs() if (r.path / "metrics_test_best_separate.json").is_file())
+    shutil.copytree(R.REFERENCE_ROOT / name, tmp_path / name)
+    ref = R.get_reference(name, tmp_path)
+    assert R.check_reference(ref) == []
+    extra = ref.path / "metrics_test_best_separate.json"
+    scores = json.loads(extra.read_text())
+    scores["sam"]["dice"] += 0.01
+    extra.write_text(json.dumps(scores))
+    (problem,) = R.check_reference(ref)
+    assert "metrics_test_best_separate.json" in problem and "sam dice" in problem
+    (ref.path / "metrics_test_best_separate_items.csv").unlink()
+    assert R.check_reference(ref) == [
+        f"{name}: metrics_test_best_separate.json has no per-image file metrics_test_best_separate_items.csv"
+    ]
