@@ -53,7 +53,7 @@ class SSLConfig:
     ema_decay: float = 0.99  # mean teacher
     consistency: float = 0.1  # mean teacher: weight of the consistency loss after ramp-up
     consistency_rampup: int = 30000  # steps of the sigmoid ramp-up of that weight (SSL4MIS: 200 x 150)
-    # entropy-min and sc-sam: weight of the entropy of the unlabeled predictions (the reference's 0.9)
+    # entropy-min and sc-sam: weight of the entropy term (the reference's 0.9)
     entropy_weight: float = 0.9
 
 
@@ -117,7 +117,8 @@ class CoTrainConfig:
     # also ramp that loss up with w(t) (not in the reference, whose pretrained SAM ViT-B gives usable masks from step
     # 0): a SAM that starts poor, e.g. LiteMedSAM prompted by an untrained U-Net, otherwise teaches the U-Net noise
     unet_rampup: bool = False
-    # the reference's U-Net also minimises the entropy of its unlabeled predictions (weight ssl.entropy_weight)
+    # the reference's U-Net also minimises the entropy of its predictions (weight ssl.entropy_weight; which images:
+    # entropy_scope)
     entropy: bool = True
     # where labeled images' prompts come from: unet (the reference: the U-Net, for every image) | gt
     labeled_prompts: str = "unet"
@@ -131,11 +132,13 @@ class CoTrainConfig:
     # each CE + Dice term is loss_scale x (CE + Dice): 1.0 the reference's sum (picked on the lab profile, README
     # 'Differences from the reference code'); 0.5 as SSL4MIS and the U-Net baselines
     loss_scale: float = 1.0
-    # the images whose U-Net entropy is minimised: unlabeled | batch (the reference: labeled and unlabeled)
-    entropy_scope: str = "unlabeled"
-    # the weights tested: joint (both models from the step where SAM's validation Dice was best) | separate (the
-    # reference: the best SAM, prompted by the U-Net from the step where the U-Net's own validation Dice was best)
-    checkpoints: str = "joint"
+    # the images whose U-Net entropy is minimised: batch (the reference: labeled and unlabeled; picked on the lab
+    # profile) | unlabeled
+    entropy_scope: str = "batch"
+    # the weights tested: separate (the reference: the best SAM, prompted by the U-Net from the step where the
+    # U-Net's own validation Dice was best; picked on the lab profile) | joint (both models from the step where SAM's
+    # validation Dice was best). Both are saved, so `scsam-lite evaluate --selection` scores either afterwards
+    checkpoints: str = "separate"
     # the unlabeled images' view: weak (the batch's geometric augmentation, as the labeled ones) | strong (also the
     # photometric strong view of data/augment.py, as the reference gives its unlabeled stream a strong view)
     unlabeled_view: str = "weak"

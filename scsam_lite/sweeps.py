@@ -121,13 +121,14 @@ _grid(
 _grid(
     Grid(
         "fidelity",
-        "our co-training step against the reference code's: each remaining difference alone, our earlier loss "
-        "scale (0.5), then the reference's step (README 'Differences from the reference code'); each run also saves its U-Net's own best, so "
-        "`scsam-lite evaluate RUN --selection separate` scores the reference's checkpoint choice from the same run",
+        "our co-training step against the reference code's: each remaining difference alone, our earlier choices "
+        "(loss scale 0.5, entropy of the unlabeled images), then the reference's step (README 'Differences from the "
+        "reference code'); every run saves both models' own bests, so `scsam-lite evaluate RUN --selection joint` "
+        "or `separate` scores either checkpoint choice from the same run",
         [
             Variant("ours", {}),
             Variant("loss x0.5", {"cotrain.loss_scale": 0.5}),
-            Variant("entropy: batch", {"cotrain.entropy_scope": "batch"}),
+            Variant("entropy: unlabeled", {"cotrain.entropy_scope": "unlabeled"}),
             Variant("unlabeled: strong", {"cotrain.unlabeled_view": "strong"}),
             Variant("SAM: two-pass", {"cotrain.sam_output": "two-pass"}),
             Variant(

@@ -9,7 +9,7 @@ listed in the README's "Differences from the reference code"; the ``paper`` pres
 3. SAM segments every image from those prompts, as two-class logits (:meth:`SCSAM.sam_two_class`:
    ``cotrain.sam_output``, one foreground pass or the reference's background and foreground passes);
 4. U-Net loss = CE+Dice(labeled, ground truth) + CE+Dice(unlabeled, SAM's hard pseudo-label)
-   (+ 0.9 x the entropy of its predictions: the unlabeled ones, or the whole batch as the reference,
+   (+ 0.9 x the entropy of its predictions: the whole batch as the reference (the default), or the unlabeled ones,
    ``cotrain.entropy_scope``); full weight from step 0 as in the reference, or ramped up like SAM's term with
    ``cotrain.unet_rampup`` (for a SAM whose first masks are poor). Each CE+Dice term is scaled by
    ``cotrain.loss_scale``: 1.0 sums them as the reference (the default, picked on the lab runs); 0.5 as SSL4MIS;
