@@ -51,8 +51,9 @@ class BenchRow:
     compiled: bool
     anomaly_detection: bool
     allocator: str = "n/a"
-    #: matmul, convolution and attention FLOPs of one step (forward and backward) as torch's FlopCounterMode counts
-    #: them; elementwise work is not counted, so this is a lower bound of the work
+    #: matmul and convolution FLOPs of one step (forward and backward) as torch's FlopCounterMode counts them
+    #: (attention only on a GPU: it has no formula for the CPU attention kernel); elementwise work is not counted,
+    #: so this is a lower bound of the work
     gflop_per_step: float | None = None
     #: that count split over the outermost modules the step called (class names, e.g. ``UNet``,
     #: ``TwoWayTransformer``) and ``elsewhere`` (code outside any of them, such as the fast mask head's products)
@@ -295,7 +296,7 @@ def format_bench(result: dict[str, Any]) -> str:
     if fast and fast.get("gflop_per_step") and rate:
         achieved = fast["gflop_per_step"] / (fast["ms_per_step"] / 1000)
         lines.append(
-            f"work of the fast step: {fast['gflop_per_step']:.1f} GFLOP counted (matmul, conv, attention), "
+            f"work of the fast step: {fast['gflop_per_step']:.1f} GFLOP counted (matmul, conv; attention only on a GPU), "
             f"{achieved:.0f} GFLOP/s achieved; a large matrix product here runs at {rate:.0f} GFLOP/s, at which "
             f"the counted work alone takes {1000 * fast['gflop_per_step'] / rate:.0f} ms"
         )
