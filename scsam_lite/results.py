@@ -145,14 +145,11 @@ def fidelity_table(refs: list[ReferenceRun]) -> str:
     step, labelled by what it changes from today's defaults (:func:`step_label`)."""
     steps: dict[str, list[ReferenceRun]] = defaultdict(list)
     for ref in refs:
+        folder = ref.name.split("/")[0]
         if (
             ref.config.train.method == "sc-sam"
             and ref.config.preset == "lab"
-            and ref.name.split("/")[0]
-            in (
-                "lab",
-                "fidelity",
-            )
+            and folder in ("lab", "fidelity")
         ):
             steps[step_label(ref.config)].append(ref)
     if not steps:
