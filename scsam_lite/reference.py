@@ -127,8 +127,9 @@ def get_reference(name: str, root: str | Path | None = None) -> ReferenceRun:
 
 # -- honesty checks -------------------------------------------------------------------------------------------------
 def check_reference(ref: ReferenceRun) -> list[str]:
-    """What is wrong with a reference run's record (empty when nothing): its metrics.json must be the mean of its
-    per-image metrics, its config must reproduce its hash, its history must end at its last step."""
+    """What is wrong with a reference run's record (empty when nothing): its metrics.json, and every other score
+    file it keeps (``metrics_{test,val}_best_*.json``), must be the mean of its per-image file, its config must
+    reproduce its hash, its history must end at its last step."""
     problems = []
     rec = ref.record
     cfg = C.config_from_dict(rec["config"])
