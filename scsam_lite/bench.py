@@ -129,12 +129,9 @@ def time_path(cfg: C.Config, path: str, *, steps: int, warmup: int, verbose: boo
         _sync(rt.device)
         elapsed = time.perf_counter() - t0
         flops, parts = None, None
-        if (
-            not pcfg.generalist.compile
-        ):  # a compiled graph hides its ops from the counter (and would recompile)
-            with FlopCounterMode(
-                display=False
-            ) as counter:  # one more step, untimed: the counter slows it down
+        # one more step, untimed (the counter slows it down); a compiled graph hides its ops from the counter
+        if not pcfg.generalist.compile:
+            with FlopCounterMode(display=False) as counter:
                 method.train_step(batches[-1], warmup + steps)
             flops = float(f"{counter.get_total_flops() / 1e9:.4g}")
             parts = flop_parts(counter)

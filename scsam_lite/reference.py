@@ -13,7 +13,6 @@ retrain), otherwise the run trains as usual. ``scsam-lite reference`` lists, exp
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import dataclass
@@ -137,7 +136,7 @@ def check_reference(ref: ReferenceRun) -> list[str]:
         problems.append(f"{ref.name}: its config hashes to {C.config_hash(cfg)}, not {rec['config_hash']}")
     problems += _summary_problems(ref.name, "metrics.json", ref.metrics, ref.path / "metrics_items.csv")
     for extra in sorted(ref.path.glob("metrics_*_best_*.json")):
-        summary = json.loads(extra.read_text())
+        summary = read_json(extra)
         items_csv = extra.with_name(extra.stem + "_items.csv")
         problems += _summary_problems(ref.name, extra.name, summary, items_csv)
     history = ref.history()

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .reference import ReferenceRun, best_validation, reference_runs
+from .runs import read_json
 
 #: the order methods are listed in, baselines first
 METHOD_ORDER = ("unet", "mean-teacher", "entropy-min", "peft-sam", "sc-sam")
@@ -130,12 +131,18 @@ def compare_table(refs: list[ReferenceRun]) -> str:
 _SAME_STEP = {"train.seed", "data.split_seed", "cotrain.checkpoints"}
 
 
-def step_label(cfg: Any) -> str:
-    """What a ``lab`` sc-sam run's co-training step changes from today's defaults (``ours`` when nothing): read
-    from its config, so a row keeps its meaning when a default changes."""
+def _lab_defaults() -> Any:
     from . import config as C
 
-    base = C.resolved(C.build_config("lab", method="sc-sam"))
+    return C.resolved(C.build_config("lab", method="sc-sam"))
+
+
+def step_label(cfg: Any, base: Any = None) -> str:
+    """What a ``lab`` sc-sam run's co-training step changes from today's defaults ``base`` (``ours`` when
+    nothing): read from its config, so a row keeps its meaning when a default changes."""
+    from . import config as C
+
+    base = base if base is not None else _lab_defaults()
     changed = C.diff(base, cfg, ignore=C.UNHASHED | _SAME_STEP)
     return ", ".join(f"{k.split('.', 1)[-1]}: {v}" for k, (_, v) in sorted(changed.items())) or "ours"
 
@@ -144,6 +151,7 @@ def fidelity_table(refs: list[ReferenceRun]) -> str:
     """The ``lab`` sc-sam reference runs (the defaults' and the ``fidelity`` grid's), one row per co-training
     step, labelled by what it changes from today's defaults (:func:`step_label`)."""
     steps: dict[str, list[ReferenceRun]] = defaultdict(list)
+    base = _lab_defaults()
     for ref in refs:
         folder = ref.name.split("/")[0]
         if (
@@ -151,7 +159,7 @@ def fidelity_table(refs: list[ReferenceRun]) -> str:
             and ref.config.preset == "lab"
             and folder in ("lab", "fidelity")
         ):
-            steps[step_label(ref.config)].append(ref)
+            steps[step_label(ref.config, base)].append(ref)
     if not steps:
         return ""
     lines = [
@@ -182,15 +190,13 @@ def _selection_scores(runs: list[ReferenceRun], split: str, selection: str) -> l
     """Each run's scores on ``split`` with the checkpoints ``selection`` chose: its metrics.json when that is the
     run's own choice on the test images, else its ``evaluate --split SPLIT --selection SELECTION`` file (None
     when it was not scored that way)."""
-    import json
-
     out: list[dict[str, Any] | None] = []
     for ref in runs:
         if split == "test" and ref.config.cotrain.checkpoints == selection:
             out.append(ref.metrics)
             continue
         f = ref.path / f"metrics_{split}_best_{selection}.json"
-        out.append(json.loads(f.read_text()) if f.is_file() else None)
+        out.append(read_json(f) if f.is_file() else None)
     return out
 
 
