@@ -14,11 +14,13 @@ from scsam_lite.generalist.fast_decoder import (
     has_stock_head,
     use_fast_decoder,
 )
+from scsam_lite.generalist.sam import _decode_batched
 from scsam_lite.prompts import sample_points
 
 
 def _masks_and_grads(model, emb, points, size, multimask, fast):
     model.zero_grad(set_to_none=True)
+    emb = emb.detach().requires_grad_(emb.requires_grad)
     model.fast_decoder = fast
     use_fast_decoder(model, fast)
     out = model.decode(emb, points, size=size, multimask=multimask)
@@ -26,6 +28,8 @@ def _masks_and_grads(model, emb, points, size, multimask, fast):
     weights = torch.linspace(-1, 1, out.numel()).view_as(out)
     (out.sin() * weights).sum().backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    if emb.grad is not None:  # an encoder that trains: the embedding's own gradient
+        grads["embedding"] = emb.grad
     return out.detach(), grads
 
 
@@ -62,6 +66,54 @@ def test_fast_decoder_equals_segment_anythings_on_lite_medsam():
     emb = torch.randn(2, 256, 64, 64)  # LiteMedSAM's 64 x 64 embedding; masks at 128 px: half the head's 256
     points = sample_points(torch.randint(0, 2, (2, 128, 128)), 5, 5, seed=[0, 1])
     _assert_same(model, emb, points, (128, 128), False)
+
+
+def test_fast_decoder_gives_the_embeddings_gradient_when_the_encoder_trains():
+    """A stored embedding needs no gradient (the fast path skips it); one from an encoder that trains does."""
+    torch.manual_seed(0)
+    model = build_generalist("tiny", image_size=64)
+    emb = torch.randn(3, *model.embed(torch.rand(1, 3, 64, 64)).shape[1:]).requires_grad_()
+    points = sample_points(torch.randint(0, 2, (3, 32, 32)), 3, 2, seed=[0, 1, 2])
+    _assert_same(model, emb, points, (32, 32), False)
+    assert "embedding" in _masks_and_grads(model, emb, points, (32, 32), False, True)[1]
+
+
+@pytest.mark.parametrize("dense_kind", ["per-image vector", "per-pixel"])
+def test_fast_transformer_equals_the_stock_one_for_any_dense_embedding(dense_kind):
+    """The fast path passes SAM's "no mask" embedding (one vector shared by all images) as a shift of the first
+    layer's projections; a vector per image, or a mask prompt's per-pixel embedding, must give the stock result
+    too (the shift per image, or added to the tokens)."""
+    torch.manual_seed(0)
+    model = build_generalist("tiny", image_size=64)
+    decoder = model.mask_decoder
+    emb = torch.randn(3, *model.embed(torch.rand(1, 3, 64, 64)).shape[1:])
+    b, c, h, w = emb.shape
+    # the leaf whose gradient is compared: the vectors (expanded over the pixels, as SAM's prompt encoder does), or
+    # the per-pixel embedding itself
+    leaf = torch.randn(b, c, 1, 1) if dense_kind == "per-image vector" else torch.randn(b, c, h, w)
+    leaf.requires_grad_()
+    sparse = torch.randn(b, 4, c)
+    results = []
+    for fast in (True, False):
+        use_fast_decoder(model, fast)
+        model.zero_grad(set_to_none=True)
+        leaf.grad = None
+        out = _decode_batched(
+            decoder,
+            emb,
+            model.prompt_encoder.get_dense_pe(),
+            sparse,
+            leaf.expand(b, c, h, w),
+            tokens=slice(0, 1),
+            size=(32, 32),
+            fast=fast,
+        )
+        (out.sin() * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        results.append(
+            (out.detach(), leaf.grad.clone(), decoder.transformer.layers[0].norm4.weight.grad.clone())
+        )
+    for fast, stock in zip(*results, strict=True):
+        torch.testing.assert_close(fast, stock, atol=1e-4, rtol=1e-4)
 
 
 def test_switching_keeps_parameters_and_state_dict_and_counts_modules():

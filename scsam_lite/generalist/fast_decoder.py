@@ -21,6 +21,12 @@ not needed, without changing what is computed:
   square root and division as separate tensors).
 - **Attention** of the two-way transformer through ``scaled_dot_product_attention`` (:class:`FastDecoderAttention`,
   a subclass of segment-anything's that only replaces ``forward``; the state-dict keys do not change).
+- **The two-way transformer** (:func:`two_way_transformer`) without the products nobody needs: the first layer
+  projects the stored embedding and adds the "no mask" embedding's projection to the bias, so the embedding (which
+  has no gradient) gets none computed through three projections; the last attention, tokens to image, is formed
+  for the one mask token used (not all 16 tokens) with its key and value projections folded into the query and the
+  output (per head, ``q . W_k x = (W_k^T q) . x``), so the 4,096 image tokens are never projected for it. Of the
+  30 matrix products over the image tokens of a training step (10 projections, forward and backward), 21 remain.
 
 Parameters, state dicts and checkpoints are untouched: ``generalist.fast_decoder=false`` gives the stock path, and
 tests check both against each other (values and gradients).
@@ -145,3 +151,96 @@ def mask_logits(
     if tuple(size) == (2 * h2, 2 * w2):
         return full
     return F.interpolate(full, size=size, mode="bilinear", align_corners=False)
+
+
+# -- the two-way transformer ----------------------------------------------------------------------------------------
+def _attend(att: nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``att``'s attention of projected ``q``, ``k``, ``v`` ``(B, N, D)``, through SDPA, and its output projection."""
+    heads = [att._separate_heads(x, att.num_heads) for x in (q, k, v)]
+    return att.out_proj(att._recombine_heads(F.scaled_dot_product_attention(*heads)))
+
+
+def _project_shifted(linear: nn.Linear, x: torch.Tensor, shift: torch.Tensor | None) -> torch.Tensor:
+    """``linear(x + shift)`` for rows ``x`` ``(B, N, C)`` and one vector per image ``shift`` ``(B or 1, C)``, as
+    ``linear(x) + W shift``: when ``x`` is a stored embedding (no gradient), its projection's backward is one
+    product (the weight's) instead of two, and ``x + shift`` is never formed."""
+    if shift is None:
+        return linear(x)
+    bias = linear.bias + shift @ linear.weight.t()  # (B or 1, D)
+    if bias.shape[0] == 1:
+        return F.linear(x, linear.weight, bias[0])
+    return F.linear(x, linear.weight) + bias[:, None]
+
+
+def _attend_few(att: nn.Module, q: torch.Tensor, keys_pe: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """``att``'s attention of a few projected queries ``q`` ``(B, T, D)`` to many image tokens ``(B, N, C)``,
+    without projecting the image tokens.
+
+    Per head, the score ``q . (W_k x + b_k)`` is ``(W_k^T q) . x`` plus a term shared by all keys, which softmax
+    ignores; the output ``sum_j p_j (W_v x_j + b_v)`` is ``W_v (sum_j p_j x_j) + b_v``, since the ``p_j`` sum to
+    1. For T queries and h heads that is ``2 T h C`` multiply-adds per image token instead of ``2 C D`` (LiteMedSAM:
+    16 x fewer for one mask token).
+    """
+    b, t, d = q.shape
+    h = att.num_heads
+    c = keys.shape[-1]
+    dh = d // h
+    qh = q.view(b, t, h, dh).transpose(1, 2) * dh**-0.5  # (B, h, T, dh), SDPA's scale
+    u = qh @ att.k_proj.weight.view(h, dh, c)  # (B, h, T, C): the queries in the image tokens' space
+    p = torch.softmax(u.reshape(b, h * t, c) @ keys_pe.transpose(1, 2), dim=-1)  # (B, h*T, N)
+    mixed = (p @ keys).view(b, h, t, c)  # each head's weighted mean of the image tokens
+    out = mixed @ att.v_proj.weight.view(h, dh, c).transpose(1, 2) + att.v_proj.bias.view(h, 1, dh)
+    return att.out_proj(out.transpose(1, 2).reshape(b, t, d))
+
+
+def two_way_transformer(
+    transformer: nn.Module,
+    image: torch.Tensor,
+    image_pe: torch.Tensor,
+    tokens: torch.Tensor,
+    *,
+    shift: torch.Tensor | None = None,
+    rows: list[int] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """segment-anything's ``TwoWayTransformer.forward`` with less work, same result up to floating-point order.
+
+    ``image`` ``(B, N, C)`` are the image tokens (channels last) and ``shift`` ``(B or 1, C)`` an optional vector
+    added to all of an image's tokens (SAM's dense "no mask" embedding); ``image_pe`` ``(1, N, C)``; ``tokens``
+    ``(B, T, C)`` the prompt and output tokens. Returns the rows ``rows`` of the final queries (all if None) and the
+    image tokens, as the stock forward's ``(queries[:, rows], keys)``. What differs:
+
+    - the first layer projects ``image`` and adds ``W shift`` to the bias (:func:`_project_shifted`): a stored
+      embedding then needs no gradient of its own through three projections;
+    - each layer adds the positional encoding to the image tokens once (the stock block adds it twice);
+    - the final attention is computed for the ``rows`` wanted only, without projecting the image tokens
+      (:func:`_attend_few`): each query row of an attention is independent of the others.
+    """
+    queries, keys = tokens, image
+    for i, layer in enumerate(transformer.layers):
+        first_shift = shift if i == 0 else None
+        if layer.skip_first_layer_pe:
+            queries = layer.self_attn(q=queries, k=queries, v=queries)
+        else:
+            q = queries + tokens
+            queries = queries + layer.self_attn(q=q, k=q, v=queries)
+        queries = layer.norm1(queries)
+        keys_pe = keys + image_pe
+        # tokens attend to the image
+        att = layer.cross_attn_token_to_image
+        k = _project_shifted(att.k_proj, keys_pe, first_shift)
+        v = _project_shifted(att.v_proj, keys, first_shift)
+        queries = layer.norm2(queries + _attend(att, att.q_proj(queries + tokens), k, v))
+        queries = layer.norm3(queries + layer.mlp(queries))
+        # the image attends to the tokens
+        att = layer.cross_attn_image_to_token
+        q = _project_shifted(att.q_proj, keys_pe, first_shift)
+        out = _attend(att, q, att.k_proj(queries + tokens), att.v_proj(queries))
+        keys = keys + out if first_shift is None else keys + out + first_shift[:, None]
+        keys = layer.norm4(keys)
+    # the final attention, tokens to image, for the rows wanted
+    att = transformer.final_attn_token_to_image
+    q = queries + tokens
+    if rows is not None:
+        q, queries = q[:, rows], queries[:, rows]
+    queries = queries + _attend_few(att, att.q_proj(q), keys + image_pe, keys)
+    return transformer.norm_final_attn(queries), keys

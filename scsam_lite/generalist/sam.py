@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..prompts import Points
-from .fast_decoder import has_stock_head, mask_logits
+from .fast_decoder import has_stock_head, mask_logits, two_way_transformer
 
 
 class Generalist(nn.Module):
@@ -185,16 +185,26 @@ def _decode_batched(
     prompt_tokens = torch.cat(
         [output_tokens.unsqueeze(0).expand(b, -1, -1), sparse.to(output_tokens.dtype)], dim=1
     )
-    src = embeddings + dense
-    _, c, h, w = src.shape
+    _, c, h, w = embeddings.shape
     if fast:
-        # channels-last: the transformer's (B, h*w, C) view of the image is then contiguous; the positional
-        # encoding is the same for every image and broadcasts instead of being copied B times
-        src = src.contiguous(memory_format=torch.channels_last)
-        hs, src = decoder.transformer(src, image_pe, prompt_tokens)
         wanted = range(decoder.num_mask_tokens)[tokens]
-        hyper_in = torch.stack([decoder.output_hypernetworks_mlps[i](hs[:, 1 + i, :]) for i in wanted], dim=1)
+        # channels-last image tokens; the "no mask" dense embedding is one vector per image (stride 0 over the
+        # pixels), passed as a shift rather than added to every token; the positional encoding broadcasts
+        if dense.stride(-1) == 0 and dense.stride(-2) == 0:
+            image, shift = embeddings, dense[:, :, 0, 0]
+            shift = shift[:1] if dense.stride(0) == 0 else shift
+        else:
+            image, shift = embeddings + dense, None
+        image = image.permute(0, 2, 3, 1).reshape(b, h * w, c).contiguous()
+        pe = image_pe.flatten(2).transpose(1, 2).contiguous()
+        hs, src = two_way_transformer(
+            decoder.transformer, image, pe, prompt_tokens, shift=shift, rows=[1 + i for i in wanted]
+        )
+        hyper_in = torch.stack(
+            [decoder.output_hypernetworks_mlps[i](hs[:, j]) for j, i in enumerate(wanted)], 1
+        )
         return mask_logits(decoder, src, (h, w), hyper_in, size)
+    src = embeddings + dense
     hs, src = decoder.transformer(src, image_pe.expand(b, -1, -1, -1), prompt_tokens)
     mask_tokens_out = hs[:, 1 : 1 + decoder.num_mask_tokens, :]
     upscaled = decoder.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
