@@ -112,3 +112,16 @@ def test_a_fidelity_row_is_labelled_by_what_its_config_changes_from_the_defaults
         "lab", {"cotrain.sam_output": "two-pass", "cotrain.loss_scale": 0.5}, method="sc-sam"
     )
     assert step_label(changed) == "loss_scale: 0.5, sam_output: two-pass"
+
+
+def test_the_committed_rerun_is_the_same_experiment_and_the_readme_quotes_it():
+    """docs/reruns/lab-sc-sam-s0: lab/sc-sam-s0 trained again after the decoder's arithmetic changed. Its record is
+    consistent, it is the same experiment as the reference run, and the README's figures for it are its own."""
+    rerun = R.ReferenceRun("rerun/lab-sc-sam-s0", ROOT / "docs" / "reruns" / "lab-sc-sam-s0")
+    ref = R.get_reference("lab/sc-sam-s0")
+    assert R.check_reference(rerun) == []
+    assert rerun.config_hash == ref.config_hash
+    readme = (ROOT / "README.md").read_text()
+    for run in (rerun, ref):
+        assert f"{run.metrics['sam']['dice']:.3f}" in readme
+        assert f"{run.metrics['unet']['dice']:.3f}" in readme
