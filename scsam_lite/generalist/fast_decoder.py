@@ -19,14 +19,16 @@ not needed, without changing what is computed:
   the stock resize.
 - **LayerNorm2d** as one fused ``layer_norm`` over the channels (the stock module spells out mean, variance,
   square root and division as separate tensors).
-- **Attention** of the two-way transformer through ``scaled_dot_product_attention`` (:class:`FastDecoderAttention`,
-  a subclass of segment-anything's that only replaces ``forward``; the state-dict keys do not change).
-- **The two-way transformer** (:func:`two_way_transformer`) without the products nobody needs: the first layer
-  projects the stored embedding and adds the "no mask" embedding's projection to the bias, so the embedding (which
-  has no gradient) gets none computed through three projections; the last attention, tokens to image, is formed
-  for the one mask token used (not all 16 tokens) with its key and value projections folded into the query and the
-  output (per head, ``q . W_k x = (W_k^T q) . x``), so the 4,096 image tokens are never projected for it. Of the
-  30 matrix products over the image tokens of a training step (10 projections, forward and backward), 21 remain.
+- **Attention** among the prompt tokens (the transformer's self-attention, and any attention module called on its
+  own) through ``scaled_dot_product_attention`` (:class:`FastDecoderAttention`, a subclass of segment-anything's
+  that only replaces ``forward``; the state-dict keys do not change).
+- **The two-way transformer** (:func:`two_way_transformer`, swapped in as :class:`FastTwoWayTransformer`) never
+  projects the 4,096 image tokens in its cross attentions: per head, ``q . (W_k x + b_k)`` is ``(W_k^T q) . x`` plus
+  a term softmax ignores, and an output ``W_v (sum_j p_j x_j) + b_v``, so the projections fold into the tokens'
+  side (the same work, as 16 tokens x 8 heads = the projections' 128 channels, without an attention kernel); the
+  final attention is formed for the mask tokens returned only; and SAM's "no mask" embedding, one vector added to
+  every image token, enters as a shift, so a stored embedding gets no gradient computed. Of the 30 matrix products
+  over the image tokens of a training step (10 projections, forward and backward), 21 remain.
 
 Parameters, state dicts and checkpoints are untouched: ``generalist.fast_decoder=false`` gives the stock path, and
 tests check both against each other (values and gradients).
@@ -79,7 +81,7 @@ class FastVendoredDecoderAttention(VendoredDecoderAttention):
 
 
 _LAYER_NORMS_2D = (LayerNorm2d, VendoredLayerNorm2d)
-#: the fast subclasses (:data:`FAST_DECODER_CLASSES`, at the end of this module) are swapped in by class
+# the fast subclasses are swapped in by class: FAST_DECODER_CLASSES, at the end of this module
 
 
 def use_fast_decoder(module: nn.Module, enabled: bool = True) -> int:
