@@ -19,15 +19,18 @@ from scsam_lite.generalist.sam import _decode_batched
 from scsam_lite.prompts import sample_points
 
 
+def _weighted_loss(out: torch.Tensor) -> torch.Tensor:
+    """A loss that weighs every pixel differently, so a wrong pixel order or a dropped term shows in the gradients."""
+    return (out.sin() * torch.linspace(-1, 1, out.numel()).view_as(out)).sum()
+
+
 def _masks_and_grads(model, emb, points, size, multimask, fast):
     model.zero_grad(set_to_none=True)
     emb = emb.detach().requires_grad_(emb.requires_grad)
     model.fast_decoder = fast
     use_fast_decoder(model, fast)
     out = model.decode(emb, points, size=size, multimask=multimask)
-    # a loss that weighs every pixel differently, so a wrong pixel order or a dropped term shows in the gradients
-    weights = torch.linspace(-1, 1, out.numel()).view_as(out)
-    (out.sin() * weights).sum().backward()
+    _weighted_loss(out).backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     if emb.grad is not None:  # an encoder that trains: the embedding's own gradient
         grads["embedding"] = emb.grad
@@ -109,7 +112,7 @@ def test_fast_transformer_equals_the_stock_one_for_any_dense_embedding(dense_kin
             size=(32, 32),
             fast=fast,
         )
-        (out.sin() * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        _weighted_loss(out).backward()
         results.append(
             (out.detach(), leaf.grad.clone(), decoder.transformer.layers[0].norm4.weight.grad.clone())
         )

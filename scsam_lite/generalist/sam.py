@@ -175,10 +175,11 @@ def _decode_batched(
 ) -> torch.Tensor:
     """SAM's ``MaskDecoder.predict_masks`` for one prompt set per image (no repeat of the image embedding).
 
-    The same modules in the same order as segment-anything; only the batch expansion differs. Returns the logits
+    The same modules as segment-anything; on the stock path only the batch expansion differs. Returns the logits
     of the mask tokens ``tokens`` (0: the single-mask output; 1-3: the multimask ones) at ``size``, ``(B, T, *size)``.
-    ``fast`` forms only those tokens' logits, without the full-resolution feature map (``fast_decoder.py``); else
-    all four at the head's resolution, then the slice and a bilinear resize, as segment-anything does.
+    ``fast`` runs the two-way transformer without projecting the image tokens and forms only those tokens' logits,
+    without the full-resolution feature map (``fast_decoder.py``; same result up to float order); else all four at
+    the head's resolution, then the slice and a bilinear resize, as segment-anything does.
     """
     b = embeddings.shape[0]
     output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
