@@ -72,6 +72,21 @@ def validate(method: Method, data: SegData, split: str = "val", batch_size: int 
     return out
 
 
+def pseudo_label_dice(
+    method: Method, data: SegData, indices: np.ndarray, batch_size: int = 32
+) -> dict[str, float]:
+    """Mean Dice of each model's pseudo-labels of the unlabeled items ``indices`` against their masks.
+
+    The pseudo-labels are the hard predictions a teacher hands the other model (the U-Net's for SAM; SAM's,
+    prompted by the U-Net, for the U-Net), made here on the un-augmented images in eval mode with test-time
+    prompts. The masks are read only to score them, never to train: how good each teacher is, step by step,
+    where pixel agreement between the two would be dominated by the background.
+    """
+    preds = predict_split(method, data, indices, batch_size)
+    gts = data.masks[indices]
+    return {k: float(dice_scores(p, gts).mean()) for k, p in preds.items() if k in ("unet", "sam")}
+
+
 def evaluate_items(
     method: Method,
     data: SegData,

@@ -27,7 +27,7 @@ from . import config as C
 from .data import LabelSplit, SegData, TwoStreamBatches, load_dataset, make_label_split
 from .data.batches import load_images
 from .errors import CheckpointError, TrainingError
-from .evaluation import predict_split, score_items, summarize_items, validate
+from .evaluation import predict_split, pseudo_label_dice, score_items, summarize_items, validate
 from .generalist.embedding_cache import run_items
 from .methods import METHODS, Method
 from .methods.base import load_model_state, model_state
@@ -344,6 +344,9 @@ def _train_in(
                 now = elapsed + time.perf_counter() - t_loop
                 lr = next(iter(method.optimizers.values())).param_groups[0]["lr"]
                 record = {"step": step, "time_s": round(now, 2), "lr": lr, **losses, "val_dice": val}
+                if method.logs_pseudo_quality and len(split.unlabeled):
+                    unlabeled = np.sort(split.unlabeled)
+                    record["pseudo_dice"] = pseudo_label_dice(method, data, unlabeled, cfg.train.eval_batch_size)
                 run.log(record)
                 save_checkpoint(
                     run.last_path,

@@ -42,6 +42,27 @@ def test_sc_sam_trains_evaluates_three_ways_and_saves_probes(tmp_path):
     assert float(first["w"]) < float(last["w"]) <= 1.0
 
 
+def test_each_validation_scores_the_pseudo_labels_against_the_unlabeled_masks(tmp_path):
+    """``pseudo_dice`` in the history is the Dice of each teacher's hard masks of the unlabeled images, which a
+    run never trains on: recomputed here from the last checkpoint (the models of the last validation)."""
+    import numpy as np
+
+    from scsam_lite.evaluation import predict_split
+    from scsam_lite.metrics import dice_scores
+    from scsam_lite.runs import RunDir
+    from scsam_lite.trainer import load_run
+
+    res = train(_cfg(), tmp_path / "run", verbose=False)
+    history = RunDir(tmp_path / "run").history()
+    assert [sorted(h["pseudo_dice"]) for h in history] == [["sam", "unet"]] * 2
+    method, data, _ = load_run(tmp_path / "run", checkpoint="last", device="cpu")
+    unlabeled = np.sort(res.label_split.unlabeled)
+    preds = predict_split(method, data, unlabeled)
+    for model in ("unet", "sam"):
+        expected = dice_scores(preds[model], data.masks[unlabeled]).mean()
+        assert history[-1]["pseudo_dice"][model] == pytest.approx(expected, abs=1e-6)
+
+
 def test_one_step_updates_both_models_with_detached_pseudo_labels():
     method, batches = _method(_cfg())
     before_u = [p.detach().clone() for p in method.unet.parameters()]

@@ -9,12 +9,16 @@ encoder and mask decoder, by default, as Med-SA trains them). :func:`trainable_t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from ..errors import ConfigError
 from .adapters import Adapter
 from .lora import LoRALinear
+
+if TYPE_CHECKING:
+    from ..config import GeneralistConfig
 
 
 def peft_parameters(encoder: nn.Module) -> dict[str, list[nn.Parameter]]:
@@ -135,3 +139,27 @@ def format_trainable_table(rows: list[ParamRow]) -> str:
             f"{r.part:<{width}}  {r.trainable / 1e6:>9.3f}M  {r.total / 1e6:>9.3f}M  {r.percent:>6.1f}%"
         )
     return "\n".join(lines)
+
+
+def what_trains(gcfg: GeneralistConfig) -> str:
+    """One sentence, from a ``generalist`` config, on which parts of SAM train: notebooks print it so their text
+    follows the profile (``lab`` adds no adapter and trains the decoder side only)."""
+    parts = [
+        name
+        for name, on in (
+            ("prompt encoder", gcfg.train_prompt_encoder),
+            ("mask decoder", gcfg.train_mask_decoder),
+        )
+        if on
+    ]
+    side = " and ".join(parts) or "nothing else"
+    if gcfg.peft == "none":
+        stored = " its image embeddings are computed once and stored;" if gcfg.embedding_cache else ""
+        return (
+            f"peft=none: no adapter or LoRA; the image encoder is frozen whole;{stored} only the {side} train. "
+            "Nothing in the encoder adapts to the domain, so this is decoder fine-tuning, not PEFT of the encoder."
+        )
+    where = (
+        f"in encoder blocks '{gcfg.adapter_blocks}'" if gcfg.peft == "adapter" else "beside each block's qkv"
+    )
+    return f"peft={gcfg.peft}: the encoder's own weights are frozen; the {gcfg.peft} weights {where}, the {side} train."

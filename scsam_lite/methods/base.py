@@ -31,6 +31,10 @@ class Method:
     #: so that ``scsam-lite evaluate --selection`` can score the other one afterwards
     own_best_saved: tuple[str, ...] = ()
 
+    #: whether each validation also scores the models' pseudo-labels of the unlabeled images against their masks
+    #: (masks never used for training; logged as ``pseudo_dice`` to show how good each teacher is over training)
+    logs_pseudo_quality: bool = False
+
     def separately_selected(self) -> list[str]:
         """Models whose test-time weights come from their own best validation step (``best_<name>.pt``) rather
         than from ``best.pt``; none by default."""

@@ -81,6 +81,7 @@ class SCSAM(Supervised):
         self.embeddings = embeddings_for_run(cfg, data, self.sam, rt.device)
 
     own_best_saved = ("unet",)
+    logs_pseudo_quality = True
 
     def separately_selected(self) -> list[str]:
         """``cotrain.checkpoints=separate`` (the reference): the U-Net tested is its own best, not SAM's best step's."""
