@@ -1,7 +1,10 @@
 """Install scsam-lite on Colab or Kaggle without replacing what the platform ships.
 
-The first cell of every notebook fetches this file from GitHub and runs it (the package is not installed yet, so
-it cannot be imported): standard library only. It installs the package from the repository with the platform's
+The first cell of every notebook fetches this file from GitHub at the notebook's release tag, checks it against
+the sha256 the cell carries, and runs it (the package is not installed yet, so it cannot be imported): standard
+library only. Nothing is fetched from a moving branch: a push to ``main`` never reaches a student's running
+notebook, and a saved notebook keeps installing the release it was written for. It installs the package at that
+same tag with the platform's
 own ``torch``, ``torchvision``, ``numpy`` and ``ipywidgets`` pinned as constraints, because a newer torch would not
 match the platform's CUDA build, and a newer ipywidgets does not render in Colab's front end. On any other machine,
 or when scsam-lite is already importable, it does nothing: install with ``pip install -e ".[dev]"`` there.
@@ -20,6 +23,8 @@ import sys
 import tempfile
 
 REPO_URL = "https://github.com/scsam-lite/scsam-lite"
+#: the release this installer belongs to: the git tag of the package's version (``v`` + ``scsam_lite.__version__``)
+RELEASE = "v0.1.0"
 #: environment variables that only a Colab or Kaggle runtime sets
 HOSTED_VARS = ("COLAB_RELEASE_TAG", "COLAB_GPU", "KAGGLE_KERNEL_RUN_TYPE")
 #: the platform's packages that the install must keep at their installed versions
@@ -42,14 +47,23 @@ def pins(packages: tuple[str, ...] = KEEP) -> list[str]:
     return out
 
 
-def install(repo_url: str = REPO_URL) -> int:
-    """Install scsam-lite from ``repo_url`` on a hosted platform where it is missing; returns pip's exit status
-    (0 when there was nothing to do)."""
+def install(repo_url: str = REPO_URL, release: str = RELEASE) -> int:
+    """Install scsam-lite at tag ``release`` of ``repo_url`` on a hosted platform where it is missing; returns
+    pip's exit status (0 when there was nothing to do)."""
     if not hosted() or importlib.util.find_spec("scsam_lite") is not None:
         return 0
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as keep:
         keep.write("\n".join(pins()))
-    cmd = [sys.executable, "-m", "pip", "install", "-q", "-c", keep.name, f"scsam-lite @ git+{repo_url}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "-c",
+        keep.name,
+        f"scsam-lite @ git+{repo_url}@{release}",
+    ]
     return subprocess.run(cmd).returncode
 
 

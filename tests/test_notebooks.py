@@ -71,10 +71,12 @@ def test_title_has_both_badges_pointing_at_this_notebook(nb_path):
 
 
 INSTALLER = Path(scsam_lite.__file__).with_name("hosted_install.py")
+#: the git tag of this package's version: what every install cell and the installer pin
+RELEASE = f"v{scsam_lite.__version__}"
 
 
 def _run_install_cell(
-    source: str, monkeypatch, env: dict[str, str], *, online: bool = True
+    source: str, monkeypatch, env: dict[str, str], *, online: bool = True, served: bytes | None = None
 ) -> list[list[str]]:
     """Execute the install cell with pip stubbed out and GitHub's raw file served from this checkout; return the
     commands it would have run."""
@@ -93,15 +95,15 @@ def _run_install_cell(
         fetched.append(url)
         if not online:
             raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
-        return io.BytesIO(INSTALLER.read_bytes())
+        return io.BytesIO(INSTALLER.read_bytes() if served is None else served)
 
     monkeypatch.setattr(subprocess, "run", fake_run)
     monkeypatch.setattr(subprocess, "check_call", fake_run)
     monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
     namespace = {"__name__": "__main__"}
     exec(compile(source, "<install cell>", "exec"), namespace)
-    raw = f"https://raw.githubusercontent.com/{OWNER_REPO}/main/scsam_lite/hosted_install.py"
-    assert fetched in ([], [raw]), "the cell fetches the package's own install script from the repository"
+    raw = f"https://raw.githubusercontent.com/{OWNER_REPO}/{RELEASE}/scsam_lite/hosted_install.py"
+    assert fetched in ([], [raw]), "the cell fetches the install script at the package's release tag"
     assert not {"install", "pins", "main"} & set(namespace), "the script runs in its own namespace"
     return calls
 
@@ -109,7 +111,31 @@ def _run_install_cell(
 def test_install_cell_is_short(nb_path):
     """The install logic lives in scsam_lite/hosted_install.py; the cell only fetches and runs it."""
     cell = install_cell(load(nb_path))
-    assert len(cell.source.splitlines()) <= 11 and "hosted_install.py" in cell.source
+    assert len(cell.source.splitlines()) <= 17 and "hosted_install.py" in cell.source
+
+
+def test_install_cell_pins_the_release_and_the_installers_checksum(nb_path):
+    """Nothing runs from a moving branch: the cell names the package's own release tag and the sha256 of the
+    installer at that tag (this checkout's: update the cells when hosted_install.py changes)."""
+    import hashlib
+
+    source = install_cell(load(nb_path)).source
+    assert "/main/" not in source and "@main" not in source
+    assert (
+        f'RELEASE, INSTALLER_SHA256 = "{RELEASE}", "{hashlib.sha256(INSTALLER.read_bytes()).hexdigest()}"'
+        in (source)
+    ), "hosted_install.py changed: put its new sha256 in every notebook's install cell"
+    assert hosted_install.RELEASE == RELEASE
+
+
+def test_install_cell_refuses_an_installer_that_is_not_the_released_one(nb_path, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    _pretend_not_installed(monkeypatch)
+    tampered = INSTALLER.read_bytes() + b"\nimport os; os.system('echo pwned')\n"
+    with pytest.raises(SystemExit, match="not the one this notebook was released with: not run"):
+        _run_install_cell(
+            install_cell(load(nb_path)).source, monkeypatch, {"COLAB_RELEASE_TAG": "r"}, served=tampered
+        )
 
 
 @pytest.mark.parametrize("env", [{}, {"COLAB_RELEASE_TAG": "release"}], ids=["local", "hosted-installed"])
@@ -137,7 +163,7 @@ def test_install_cell_installs_from_the_repo_on_hosted_platforms(nb_path, monkey
     pips = [c for c in calls if "pip" in c]
     assert len(pips) == 1
     cmd = pips[0]
-    assert any(scsam_lite.REPO_URL in part for part in cmd)
+    assert any(part.endswith(f"git+{scsam_lite.REPO_URL}@{RELEASE}") for part in cmd), cmd
     assert "-c" in cmd, "torch, numpy and ipywidgets must be pinned with a constraints file"
     pins = Path(cmd[cmd.index("-c") + 1]).read_text().split()
     for pkg in ("torch", "numpy", "ipywidgets"):
