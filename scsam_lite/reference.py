@@ -13,6 +13,7 @@ retrain), otherwise the run trains as usual. ``scsam-lite reference`` lists, exp
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -170,6 +171,21 @@ def _summary_problems(name: str, what: str, summary: dict[str, Any], items_csv: 
 
 
 # -- export: a finished run becomes a reference run -------------------------------------------------------------------
+#: a reference run's name: ``<folder>/<run>``, each a plain name (the folder the export replaces is always inside
+#: the reference root, never a path of the user's)
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def check_name(name: str) -> None:
+    """Refuse a reference name that is not ``<folder>/<run>`` of plain names: an absolute path or ``..`` would
+    make the export replace a folder outside the reference root."""
+    if not _NAME.fullmatch(name) or ".." in name:
+        raise ConfigError(
+            f"{name!r} is not a reference run name",
+            "name it <folder>/<run> with letters, digits, '.', '_' or '-' only, e.g. lab/unet-s0",
+        )
+
+
 def export_reference(
     run_dir: str | Path,
     name: str,
@@ -181,6 +197,7 @@ def export_reference(
 ) -> ReferenceRun:
     """Copy a finished run's records (and, with ``weights``, its test-time trainable weights in fp16) to
     ``root/name``; refuses a run whose records disagree with each other."""
+    check_name(name)
     run = RunDir(run_dir)
     if not run.metrics_path.is_file():
         raise ConfigError(

@@ -197,3 +197,20 @@ def test_a_tampered_score_of_the_other_checkpoint_choice_is_caught(tmp_path):
     assert R.check_reference(ref) == [
         f"{name}: metrics_test_best_separate.json has no per-image file metrics_test_best_separate_items.csv"
     ]
+
+
+@pytest.mark.parametrize(
+    "name", ["/tmp/elsewhere", "../outside/run", "lab/../../x", "lab", "lab/run/deeper", "lab/.hidden"]
+)
+def test_export_refuses_a_name_that_is_not_a_plain_folder_and_run(name, exported, tmp_path, capsys):
+    """An absolute name or '..' once replaced an unrelated folder with a finished run (its files deleted, exit 0)."""
+    finished = exported[0] / "run-unet"
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("mine")
+    root = tmp_path / "root" / "reference_runs"
+    with pytest.raises(ConfigError, match="is not a reference run name"):
+        R.export_reference(finished, name.replace("/tmp/elsewhere", str(victim)), root=root)
+    assert main(["reference", "export", str(victim), "--run", str(finished)]) == 2
+    assert "is not a reference run name" in capsys.readouterr().err
+    assert (victim / "keep.txt").read_text() == "mine" and not root.exists()
