@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ from .errors import ConfigError
 from .runs import RunDir, lock_owner_alive, read_results
 
 LAUNCHERS = ("local", "slurm", "submitit-local")
+#: what a partition or account name may hold: no whitespace, newline, quote or shell character
+_SLURM_VALUE = re.compile(r"[A-Za-z0-9._,:+@-]+")
 
 
 @dataclass
@@ -37,6 +40,20 @@ class SlurmOptions:
     array_parallelism: int = 8  # at most this many of the sweep's jobs run at once
     max_requeues: int = 3
     extra: dict[str, Any] | None = None  # further ``slurm_*`` parameters of submitit, e.g. {"account": "..."}
+
+    def __post_init__(self) -> None:
+        """Every text value goes into a generated ``#SBATCH`` line: one with a newline, a space or a shell
+        character would start another line or directive there, so only plain Slurm names are accepted."""
+        values = {
+            "partition": self.partition,
+            **{k: v for k, v in (self.extra or {}).items() if isinstance(v, str)},
+        }
+        for key, value in values.items():
+            if value is not None and not _SLURM_VALUE.fullmatch(value):
+                raise ConfigError(
+                    f"Slurm {key} {value!r} is not a plain Slurm name",
+                    f"give the {key} as the cluster names it (letters, digits and . _ - , : + @ only)",
+                )
 
     def executor_parameters(self) -> dict[str, Any]:
         params: dict[str, Any] = {

@@ -105,6 +105,36 @@ def test_slurm_resources_map_to_submitit_parameters():
     assert params["slurm_account"] == "lab" and params["slurm_array_parallelism"] == 8
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"partition": "gpu\n#SBATCH --wrap=rm -rf ~"},
+        {"partition": "gpu debug"},
+        {"extra": {"account": "lab\nx"}},
+    ],
+)
+def test_slurm_values_that_would_break_the_batch_script_are_refused(options, tmp_path, capsys):
+    """A newline in a partition or account once reached the generated batch script as a line of its own."""
+    with pytest.raises(ConfigError, match="is not a plain Slurm name"):
+        L.SlurmOptions(**options)
+    flag = "--partition" if "partition" in options else "--account"
+    value = options.get("partition") or options["extra"]["account"]
+    args = [
+        "sweep",
+        "rampup",
+        "--preset",
+        "quick",
+        "--launcher",
+        "slurm",
+        flag,
+        value,
+        "--out",
+        str(tmp_path),
+    ]
+    assert main(args) == 2
+    assert "is not a plain Slurm name" in capsys.readouterr().err
+
+
 def test_slurm_without_slurm_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch
     with pytest.raises(ConfigError, match="no Slurm here"):
