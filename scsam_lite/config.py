@@ -85,6 +85,11 @@ class GeneralistConfig:
     compile: bool = False  # torch.compile the image encoder (GPU; the first steps are slow)
     # the mask decoder without work whose result is unused (generalist/fast_decoder.py; same masks up to float order)
     fast_decoder: bool = True
+    # how a point's or box corner's position is encoded: sam (SAM's: coordinates divided by the input size, so
+    # nearby pixels get similar codes) | reference (the reference code's, reproduced for the fidelity grid, not a
+    # recommendation: the division is commented out there, so with coordinates up to 256 a position's code is
+    # effectively a hash of it)
+    point_encoding: str = "sam"
     # pixel normalisation before the encoder: model (the generalist's own: ImageNet statistics for SAM, none for
     # LiteMedSAM) | none (raw [0, 1] intensities, as the reference feeds grey MRI to SAM)
     pixel_norm: str = "model"
@@ -122,8 +127,10 @@ class CoTrainConfig:
     entropy: bool = True
     # where labeled images' prompts come from: unet (the reference: the U-Net, for every image) | gt
     labeled_prompts: str = "unet"
-    # the reference's extra learned "box" tokens from the image embedding (from KnowSAM; not in the paper)
-    learned_tokens: bool = False
+    # extra prompt tokens from the image embedding (from KnowSAM; not in the paper): False (off) | True (one shared,
+    # zero-initialised set appended to every pass) | per-class (the reference's: one trained set per pass, the
+    # background's and the foreground's, non-zero initialised, given as that pass's box tokens)
+    learned_tokens: bool | str = False
     # unlabeled images whose pseudo-labels and prompts are saved at every validation (0: none)
     probe_images: int = 4
     # SAM's two-class output: one-pass (one decode prompted for the foreground, its logit l read as [0, l]) |
@@ -142,6 +149,9 @@ class CoTrainConfig:
     # the unlabeled images' view: weak (the batch's geometric augmentation, as the labeled ones) | strong (also the
     # photometric strong view of data/augment.py, as the reference gives its unlabeled stream a strong view)
     unlabeled_view: str = "weak"
+    # the soft Dice's denominator: sum (sum p + sum g, as SSL4MIS and the U-Net baselines) | squared (the
+    # reference's co-training Dice: sum p^2 + sum g^2)
+    dice_denominator: str = "sum"
 
 
 @dataclass
@@ -240,6 +250,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "cotrain.checkpoints": "separate",
         "cotrain.unlabeled_view": "strong",
     },
+}
+
+#: Settings added after runs were recorded, with the value that computes what those runs computed: a config at
+#: that value leaves the key out of its hash, so every recorded run keeps its hash (and its reference run keeps
+#: matching); any other value is hashed as usual.
+ADDED_LATER: dict[str, Any] = {
+    "generalist.point_encoding": "sam",
+    "cotrain.dice_denominator": "sum",
 }
 
 #: Keys that say where things are or how fast they run, not what is computed: left out of the config hash.
@@ -361,6 +379,19 @@ def resolved(cfg: Config, *, copy: bool = True) -> Config:
     return cfg
 
 
+#: words a ``bool | str`` setting reads as a bool
+_BOOL_WORDS = {
+    "true": True,
+    "on": True,
+    "1": True,
+    "yes": True,
+    "false": False,
+    "off": False,
+    "0": False,
+    "no": False,
+}
+
+
 def validate(cfg: Config) -> None:
     d, t = cfg.data, cfg.train
     if d.labeled <= 0:
@@ -385,6 +416,9 @@ def validate(cfg: Config) -> None:
     if d.batch_labeled < 1:
         raise ConfigError("data.batch_labeled must be at least 1")
     g, p = cfg.generalist, cfg.prompts
+    tokens = cfg.cotrain.learned_tokens
+    if isinstance(tokens, str) and tokens.lower() in _BOOL_WORDS:  # --set cotrain.learned_tokens=true
+        cfg.cotrain.learned_tokens = _BOOL_WORDS[tokens.lower()]
     for key, value, allowed in (
         ("generalist.rel_pos", g.rel_pos, ("interpolate", "drop")),
         ("generalist.peft", g.peft, ("adapter", "lora", "none")),
@@ -395,9 +429,14 @@ def validate(cfg: Config) -> None:
         ("cotrain.entropy_scope", cfg.cotrain.entropy_scope, ("unlabeled", "batch")),
         ("cotrain.checkpoints", cfg.cotrain.checkpoints, ("joint", "separate")),
         ("cotrain.unlabeled_view", cfg.cotrain.unlabeled_view, ("weak", "strong")),
+        ("cotrain.learned_tokens", cfg.cotrain.learned_tokens, (False, True, "per-class")),
+        ("cotrain.dice_denominator", cfg.cotrain.dice_denominator, ("sum", "squared")),
+        ("generalist.point_encoding", g.point_encoding, ("sam", "reference")),
+        ("data.augment", d.augment, ("weak", "none")),
+        ("train.lr_schedule", t.lr_schedule, ("poly", "linear", "constant")),
     ):
         if value not in allowed:
-            raise unknown_name(key, value, list(allowed))
+            raise unknown_name(key, str(value), [str(a).lower() for a in allowed])
     if g.image_size is not None and (g.image_size < 16 or g.image_size % 16):
         raise ConfigError(
             f"generalist.image_size={g.image_size} is not a multiple of 16", "use 256 (the paper's) or 1024"
@@ -451,7 +490,13 @@ UNREAD_SECTIONS: dict[str, frozenset[str]] = {
 def hashed_items(cfg: Config) -> dict[str, Any]:
     """The settings that decide what ``cfg``'s method computes: :func:`config_hash`'s input."""
     unread = UNREAD_SECTIONS.get(cfg.train.method, frozenset())
-    return {k: v for k, v in flat(cfg).items() if k not in UNHASHED and k.split(".")[0] not in unread}
+    return {
+        k: v
+        for k, v in flat(cfg).items()
+        if k not in UNHASHED
+        and k.split(".")[0] not in unread
+        and not (k in ADDED_LATER and v == ADDED_LATER[k])
+    }
 
 
 def config_hash(cfg: Config) -> str:

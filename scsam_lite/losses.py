@@ -12,16 +12,23 @@ import torch.nn.functional as F
 from monai.losses import DiceLoss
 
 _dice = DiceLoss(to_onehot_y=True, softmax=True, include_background=True, batch=True)
+# the reference's co-training Dice: squared terms in the denominator, sum p^2 + sum g^2
+_dice_squared = DiceLoss(
+    to_onehot_y=True, softmax=True, include_background=True, batch=True, squared_pred=True
+)
 
 
-def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return _dice(logits.float(), target.unsqueeze(1))
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, squared: bool = False) -> torch.Tensor:
+    return (_dice_squared if squared else _dice)(logits.float(), target.unsqueeze(1))
 
 
-def ce_dice_loss(logits: torch.Tensor, target: torch.Tensor, scale: float = 0.5) -> torch.Tensor:
+def ce_dice_loss(
+    logits: torch.Tensor, target: torch.Tensor, scale: float = 0.5, squared: bool = False
+) -> torch.Tensor:
     """``scale * (CE + Dice)``: 0.5 is SSL4MIS's supervised loss (the U-Net baselines here); the reference SC-SAM
-    code sums the two (``scale=1``), as ``sc-sam`` does by default (``cotrain.loss_scale``)."""
-    return scale * (F.cross_entropy(logits.float(), target) + dice_loss(logits, target))
+    code sums the two (``scale=1``), as ``sc-sam`` does by default (``cotrain.loss_scale``). ``squared``: the
+    Dice's denominator squared, as the reference's co-training Dice (``cotrain.dice_denominator``)."""
+    return scale * (F.cross_entropy(logits.float(), target) + dice_loss(logits, target, squared))
 
 
 def entropy_loss(logits: torch.Tensor) -> torch.Tensor:

@@ -344,9 +344,7 @@ def _train_in(
                 now = elapsed + time.perf_counter() - t_loop
                 lr = next(iter(method.optimizers.values())).param_groups[0]["lr"]
                 record = {"step": step, "time_s": round(now, 2), "lr": lr, **losses, "val_dice": val}
-                if method.logs_pseudo_quality and len(split.unlabeled):
-                    unlabeled = np.sort(split.unlabeled)
-                    record["pseudo_dice"] = pseudo_label_dice(method, data, unlabeled, cfg.train.eval_batch_size)
+                record.update(_validation_extras(method, data, split, cfg.train.eval_batch_size))
                 run.log(record)
                 save_checkpoint(
                     run.last_path,
@@ -445,6 +443,21 @@ def load_best(method: Method, run: RunDir, device: torch.device | str, selection
             )
         state = load_checkpoint(run.best_model_path(name), map_location=device)
         load_model_state(method.models[name], state["models"][name])
+
+
+def _validation_extras(method: Method, data: SegData, split: LabelSplit, batch_size: int) -> dict[str, Any]:
+    """What a validation logs besides the validation Dice: each teacher's pseudo-labels of the unlabeled images
+    scored against their masks (``pseudo_dice``), and a two-pass SAM's background pass alone
+    (``background_dice``); the masks are read to score, never to train."""
+    out: dict[str, Any] = {}
+    if method.logs_pseudo_quality and len(split.unlabeled):
+        out["pseudo_dice"] = pseudo_label_dice(method, data, np.sort(split.unlabeled), batch_size)
+    background = getattr(method, "background_dice", None)
+    if background is not None:
+        value = background(data, data.splits["val"], batch_size)
+        if value is not None:
+            out["background_dice"] = value
+    return out
 
 
 def _prober(method: Method, data: SegData, split: LabelSplit, run: RunDir, cfg: C.Config):

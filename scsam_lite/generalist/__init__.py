@@ -48,6 +48,12 @@ def generalist_from_config(gcfg, *, peft: bool = True) -> Generalist:  # gcfg: c
     if gcfg.pixel_norm == "none":  # raw [0, 1] intensities into the encoder
         model.pixel_mean.zero_()
         model.pixel_std.fill_(1.0)
+    if (
+        gcfg.point_encoding == "reference"
+    ):  # the reference code's unnormalised coordinates (point_encoding.py)
+        from .point_encoding import use_reference_point_encoding
+
+        use_reference_point_encoding(model.prompt_encoder)
     if not peft:
         return model
     if gcfg.peft == "adapter":

@@ -276,12 +276,14 @@ def segment(
     index: np.ndarray | None,
     points=None,
     boxes: torch.Tensor | None = None,
+    token_class: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """SAM's mask logits ``(B, 1, H, W)``: from the stored embeddings of items ``index`` if there are any, else
-    by running the encoder on ``images``. Prompts are in the images' pixel frame, as for ``model(...)``."""
+    by running the encoder on ``images``. Prompts are in the images' pixel frame, as for ``model(...)``;
+    ``token_class``: see :meth:`Generalist.decode`."""
     if embeddings is None:
-        return model(images, points, boxes)
+        return model(images, points, boxes, token_class=token_class)
     if index is None:
         raise ValueError("with stored embeddings, SAM needs the images' dataset indices (index=...)")
     emb = embeddings.to(index, images.device)
-    return model.decode(emb, points, boxes, size=tuple(images.shape[-2:]))
+    return model.decode(emb, points, boxes, size=tuple(images.shape[-2:]), token_class=token_class)

@@ -23,6 +23,7 @@ from torch import nn
 
 from ..prompts import Points
 from .fast_decoder import fast_transformer, has_stock_head, mask_logits
+from .learned_tokens import PerClassTokens
 
 
 class Generalist(nn.Module):
@@ -137,11 +138,18 @@ class Generalist(nn.Module):
         *,
         size: tuple[int, int],
         multimask: bool = False,
+        token_class: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Mask logits ``(B, 1 or 3, H, W)`` at ``size`` from embeddings and prompts in that frame."""
+        """Mask logits ``(B, 1 or 3, H, W)`` at ``size`` from embeddings and prompts in that frame.
+
+        ``token_class`` ``(B,)``: with per-class learned tokens, which pass each decode is (0: background, 1:
+        foreground; None: foreground)."""
         b = embeddings.shape[0]
         sparse, dense = self.encode_prompts(points, boxes, size, b)
-        if self.learned_tokens is not None:
+        if isinstance(self.learned_tokens, PerClassTokens):
+            tokens = self.learned_tokens(embeddings, token_class)
+            sparse = torch.cat([sparse, tokens.to(sparse.dtype)], dim=1)
+        elif self.learned_tokens is not None:
             sparse = torch.cat([sparse, self.learned_tokens(embeddings).to(sparse.dtype)], dim=1)
         fast = self.fast_decoder and has_stock_head(self.mask_decoder)
         return _decode_batched(
@@ -156,10 +164,16 @@ class Generalist(nn.Module):
         )
 
     def forward(
-        self, images: torch.Tensor, points: Points | None = None, boxes: torch.Tensor | None = None
+        self,
+        images: torch.Tensor,
+        points: Points | None = None,
+        boxes: torch.Tensor | None = None,
+        token_class: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Mask logits ``(B, 1, H, W)`` for images ``(B, C, H, W)`` in [0, 1] and prompts in their pixel frame."""
-        return self.decode(self.embed(images), points, boxes, size=tuple(images.shape[-2:]))
+        return self.decode(
+            self.embed(images), points, boxes, size=tuple(images.shape[-2:]), token_class=token_class
+        )
 
 
 def _decode_batched(

@@ -42,8 +42,9 @@ from ..data.augment import strong_view, weak_view_masks
 from ..data.batches import load_images, load_masks
 from ..generalist import Generalist, as_two_class, generalist_from_config
 from ..generalist.embedding_cache import embeddings_for_run, segment
-from ..generalist.learned_tokens import LearnedTokens
+from ..generalist.learned_tokens import make_learned_tokens
 from ..losses import ce_dice_loss, entropy_loss
+from ..metrics import dice_scores
 from ..prompts import Points, prompts_from_masks, shift_seed
 from ..rampup import sigmoid_rampup
 from ..runtime import Runtime
@@ -71,8 +72,7 @@ class SCSAM(Supervised):
     def __init__(self, cfg: Config, data: SegData, rt: Runtime) -> None:
         super().__init__(cfg, data, rt)  # the U-Net and its SGD optimiser
         sam = generalist_from_config(cfg.generalist)
-        if cfg.cotrain.learned_tokens:
-            sam.learned_tokens = LearnedTokens(sam.prompt_encoder.embed_dim)
+        sam.learned_tokens = make_learned_tokens(cfg.cotrain.learned_tokens, sam.prompt_encoder.embed_dim)
         opt = torch.optim.Adam([p for p in sam.parameters() if p.requires_grad], lr=cfg.generalist.lr)
         self.sam: Generalist = self.add_model("sam", sam, opt)
         if cfg.generalist.compile:
@@ -92,6 +92,11 @@ class SCSAM(Supervised):
         """w(t): how much SAM's loss on the U-Net's pseudo-labels counts at ``step``."""
         c = self.cfg.cotrain
         return sigmoid_rampup(step, c.rampup_length, c.rampup_scale)
+
+    def ce_dice(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Each CE + Dice term of the step, with ``cotrain.loss_scale`` and ``cotrain.dice_denominator``."""
+        c = self.cfg.cotrain
+        return ce_dice_loss(logits, target, c.loss_scale, squared=c.dice_denominator == "squared")
 
     def prompts_for(
         self, masks: torch.Tensor, seed: int | list[int]
@@ -121,10 +126,13 @@ class SCSAM(Supervised):
         both_points = None if points is None else Points.cat([bg_points, points])
         both_boxes = None if boxes is None else torch.cat([bg_boxes, boxes])
         both_index = None if index is None else np.concatenate([index, index])
-        logits = segment(
-            self.sam, embeddings, torch.cat([images, images]), both_index, both_points, both_boxes
-        )
         b = len(images)
+        classes = (
+            torch.cat([torch.zeros(b), torch.ones(b)]).long().to(images.device)
+        )  # per-class tokens' passes
+        logits = segment(
+            self.sam, embeddings, torch.cat([images, images]), both_index, both_points, both_boxes, classes
+        )
         return torch.cat([logits[:b], logits[b:]], dim=1).float()  # channel 0: background, 1: foreground
 
     def sam_frame(self, batch: Batch, images: torch.Tensor, unet_label: torch.Tensor) -> SAMFrame:
@@ -174,8 +182,8 @@ class SCSAM(Supervised):
         # 4. the U-Net learns from the ground truth and from SAM's masks
         c = self.cfg.cotrain
         unet_logits = unet_logits.float()
-        unet_sup = ce_dice_loss(unet_logits[:n_lab], batch.labeled_mask, c.loss_scale)
-        unet_pseudo = ce_dice_loss(unet_logits[n_lab:], sam_label, c.loss_scale)
+        unet_sup = self.ce_dice(unet_logits[:n_lab], batch.labeled_mask)
+        unet_pseudo = self.ce_dice(unet_logits[n_lab:], sam_label)
         w = self.rampup_weight(step)
         w_unet = c.unet_pseudo_weight * (w if c.unet_rampup else 1.0)
         unet_loss = unet_sup + w_unet * unet_pseudo
@@ -184,8 +192,8 @@ class SCSAM(Supervised):
             ent = entropy_loss(unet_logits if c.entropy_scope == "batch" else unet_logits[n_lab:])
             unet_loss = unet_loss + self.cfg.ssl.entropy_weight * ent
         # 5. SAM learns from the ground truth and, ramped up, from the U-Net's masks
-        sam_sup = ce_dice_loss(sam_two[:n_lab], frame.labeled_mask, c.loss_scale)
-        sam_pseudo = ce_dice_loss(sam_two[n_lab:], frame.unet_label[n_lab:], c.loss_scale)
+        sam_sup = self.ce_dice(sam_two[:n_lab], frame.labeled_mask)
+        sam_pseudo = self.ce_dice(sam_two[n_lab:], frame.unet_label[n_lab:])
         sam_loss = sam_sup + w * sam_pseudo
         # 6. two optimisers (both losses checked first, so a NaN in SAM's leaves the U-Net unchanged too)
         self.check_finite({"unet": unet_loss, "sam": sam_loss}, step)
@@ -205,6 +213,31 @@ class SCSAM(Supervised):
             "w_unet_pseudo": w_unet,
             "pseudo_agreement": pseudo_labels.agreement(unet_label[n_lab:], sam_label).mean().item(),
         }
+
+    @torch.no_grad()
+    def background_dice(self, data: SegData, indices: np.ndarray, batch_size: int = 32) -> float | None:
+        """Two-pass runs: mean Dice of the background pass alone (its logit > 0) against the true background of
+        items ``indices``, prompted as at test time from the U-Net's prediction; None for one-pass runs.
+
+        With identical prompts and no per-class tokens the two passes return identical logits: this number shows
+        whether the background pass learns to segment the background at all."""
+        if self.cfg.cotrain.sam_output != "two-pass":
+            return None
+        was_training = self.unet.training
+        self.train(False)
+        scores = []
+        try:
+            for start in range(0, len(indices), batch_size):
+                idx = indices[start : start + batch_size]
+                images = self.prepare(load_images(data, idx, self.rt.device))
+                with self.autocast():
+                    label = self.unet(images).float().argmax(1)
+                    bg = self.sam_two_class(images, idx, label, eval_seeds(self.cfg, idx, len(idx)))[:, 0]
+                truth = 1 - data.masks[idx].astype(np.uint8)
+                scores.append(dice_scores((bg > 0).cpu().numpy().astype(np.uint8), truth))
+        finally:
+            self.train(was_training)
+        return float(np.concatenate(scores).mean())
 
     def accept_prompt_masks(self) -> bool:
         self.prompt_source = "masks"
