@@ -37,6 +37,9 @@ class DataConfig:
     batch_labeled: int = 6
     batch_unlabeled: int = 6
     augment: str = "weak"  # weak | none
+    # grey level (0-254) above which a mask pixel is foreground, for masks with more than two levels (resized or
+    # anti-aliased copies); None: the dataset's own rule (cvc-clinicdb 127, others reject such masks)
+    mask_threshold: int | None = None
 
 
 @dataclass
@@ -249,6 +252,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "cotrain.entropy_scope": "batch",
         "cotrain.checkpoints": "separate",
         "cotrain.unlabeled_view": "strong",
+        "cotrain.learned_tokens": "per-class",  # its Super_Prompt: one token network per pass
+        "cotrain.dice_denominator": "squared",
+        # its unnormalised point coordinates: what produced the paper's numbers, reproduced, not recommended
+        "generalist.point_encoding": "reference",
     },
 }
 
@@ -258,6 +265,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 ADDED_LATER: dict[str, Any] = {
     "generalist.point_encoding": "sam",
     "cotrain.dice_denominator": "sum",
+    "data.mask_threshold": None,
 }
 
 #: Keys that say where things are or how fast they run, not what is computed: left out of the config hash.

@@ -51,6 +51,10 @@ REGIMES = {
     "unet-rampup": Regime(
         "U-Net's loss on SAM's masks ramped up (cotrain.unet_rampup=true)", "regime/unet-rampup"
     ),
+    # LiteMedSAM was trained with boxes: a box from the U-Net's mask, for SC-SAM and its PEFT-SAM control alike
+    "box": Regime(
+        "a box from the U-Net's mask (prompts.kind=box)", "regime/box", peft_sam="regime/peft-sam-box"
+    ),
 }
 
 
@@ -413,4 +417,57 @@ def in_words(regime: str = "lab", root: str | Path | None = None) -> str:
                 + ("no measurable difference." if inside else "a difference beyond the images' noise.")
             )
     lines.append(f"The rule on validation: {verdict(regime, root)}.")
+    return "\n".join(lines)
+
+
+#: the earlier default decisions of the ``fidelity`` grid (README), as (question, option run prefix, against prefix)
+DECISIONS = (
+    ("loss scale 1.0 against 0.5", "fidelity/entropy-unlabeled", "fidelity/loss-x0.5"),
+    ("SAM's two passes against one", "fidelity/SAM-two-pass", "fidelity/entropy-unlabeled"),
+    ("entropy over the batch against the unlabeled images", "lab/sc-sam", "fidelity/entropy-unlabeled"),
+    (
+        "strong view of the unlabeled images against weak",
+        "fidelity/unlabeled-strong",
+        "fidelity/entropy-unlabeled",
+    ),
+)
+
+
+def decisions_table(root: str | Path | None = None) -> str:
+    """Markdown: each earlier decision's validation differences per seed, from the best check and from the mean
+    of the last three; a mean whose sign flips between the two is selection noise, and one smaller than its
+    standard error over the seeds is noise too."""
+    runs = _by_name(reference_runs(root))
+    lines = [
+        "| option against the other | model | seeds | best check: per seed | mean | last 3: per seed | mean | "
+        "reading |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for question, a, b in DECISIONS:
+        seeds = [s for s in range(10) if f"{a}-s{s}" in runs and f"{b}-s{s}" in runs]
+        if not seeds:
+            continue
+        for model in ("sam", "unet"):
+            best, last = [], []
+            for s in seeds:
+                ha, hb = runs[f"{a}-s{s}"].history(), runs[f"{b}-s{s}"].history()
+                best.append(best_validation(ha, model)[1] - best_validation(hb, model)[1])
+                last.append(last_validations(ha, model) - last_validations(hb, model))
+            mb, ml = float(np.mean(best)), float(np.mean(last))
+            agree = (mb > 0) == (ml > 0)
+            won = sum(d > 0 for d in best)
+            se = float(np.std(best, ddof=1) / np.sqrt(len(best))) if len(best) > 1 else float("inf")
+            if not agree:
+                reading = "selection noise (the sign flips)"
+            elif abs(mb) < se:
+                reading = "noise (the mean is within one standard error over seeds)"
+            elif won * 2 > len(seeds) and mb > 0 or won * 2 < len(seeds) and mb < 0:
+                reading = "stands (same sign, most seeds)"
+            else:
+                reading = "same sign, but not on most seeds"
+            lines.append(
+                f"| {question} | {'SAM' if model == 'sam' else 'U-Net'} | {len(seeds)} | "
+                f"{', '.join(f'{d:+.3f}' for d in best)} | {mb:+.3f} | {', '.join(f'{d:+.3f}' for d in last)} | "
+                f"{ml:+.3f} | {reading} |"
+            )
     return "\n".join(lines)

@@ -295,6 +295,17 @@ def render_results_page(root: str | Path | None = None) -> str:
             "prompted by the U-Net from the U-Net's own best step.\n\n"
             f"{fidelity}\n"
         )
+        from .controls import decisions_table
+
+        decisions = decisions_table(root)
+        if decisions.count("\n") > 1:
+            parts.append(
+                "### Which earlier decisions stand: the best check against the last three\n\n"
+                "The defaults above were picked on the best validation Dice of six checks, partly luck. Here each "
+                "decision's per-seed differences again, from the best check and from the mean of the last three "
+                "checks (steps 200-300): a mean whose sign flips between the two, or that is smaller than its "
+                f"standard error over the seeds, is noise.\n\n{decisions}\n"
+            )
     if refs:
         parts.append(
             "## What each run cost, and where it came from\n\n"

@@ -375,6 +375,9 @@ def test_the_paper_preset_is_the_reference_step_and_trains_end_to_end(tmp_path):
 
     paper = C.build_config("paper").cotrain
     assert (paper.sam_output, paper.loss_scale, paper.entropy_scope) == ("two-pass", 1.0, "batch")
+    assert (paper.learned_tokens, paper.dice_denominator) == ("per-class", "squared")
+    assert C.build_config("paper").generalist.point_encoding == "reference"
+    assert C.build_config("paper").train.lr_schedule == "linear"
     quick = C.build_config("quick").cotrain
     # the defaults where they were measured against the reference (README): ours for SAM's output, the reference's
     # for the rest
@@ -390,6 +393,9 @@ def test_the_paper_preset_is_the_reference_step_and_trains_end_to_end(tmp_path):
         "cotrain.sam_output": "two-pass",
         "cotrain.loss_scale": 1.0,
         "cotrain.entropy_scope": "batch",
+        "cotrain.learned_tokens": "per-class",
+        "cotrain.dice_denominator": "squared",
+        "generalist.point_encoding": "reference",
     }
     cfg = C.build_config(
         "quick", {"train.iterations": 4, "train.val_every": 2, **reference_step}, method="sc-sam"
