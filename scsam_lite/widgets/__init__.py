@@ -13,6 +13,7 @@ from .explorer import Explorer, widget_mode
 from .prompt_explorer import PromptExplorer, prompt_gallery, zero_shot_scores, zero_shot_table
 from .pseudo_labels import UNetPseudoLabelExplorer, pseudo_label
 from .teaching import LossExplorer, PEFTCountExplorer
+from .try_it import TryItTrainer
 
 __all__ = [
     "AblationExplorer",
@@ -23,6 +24,7 @@ __all__ = [
     "PromptExplorer",
     "PseudoLabelExplorer",
     "RampUpExplorer",
+    "TryItTrainer",
     "UNetPseudoLabelExplorer",
     "probe_timeline",
     "prompt_gallery",
