@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -111,7 +112,7 @@ def run_notebooks(
                     str(target),
                     parameters={"PROFILE": profile, "SEED": seed},
                     cwd=str(folder),
-                    progress_bar=False,
+                    progress_bar=verbose,  # one bar of cells per notebook: minutes are never silent
                     execution_timeout=timeout_s,
                     kernel_name="python3",
                 )
@@ -127,6 +128,9 @@ def run_notebooks(
     _write_summary(out, profile, done)
     if verbose:
         print((out / "summary.md").read_text())
+    mismatch = profile_mismatch(profile, _metrics_rows(runs))
+    if mismatch:
+        print(f"warning: {mismatch}", file=sys.stderr)
     return done
 
 
@@ -140,9 +144,12 @@ def _metrics_rows(runs: Path) -> list[dict[str, Any]]:
                         "run": Path(r["run_dir"]).name,
                         "method": r["method"],
                         "dataset": r["dataset"],
+                        "preset": r.get("preset"),
+                        "seed": r.get("seed"),
+                        "labeled": r.get("labeled"),
+                        "source": f"loaded: {r['reference']}" if r.get("reference") else "trained here",
                         "model": model,
-                        "dice": round(m.get("dice", float("nan")), 4),
-                        "iou": round(m.get("iou", float("nan")), 4),
+                        **{k: round(m.get(k, float("nan")), 4) for k in ("dice", "iou", "hd95", "asd")},
                     }
                 )
     return rows
@@ -154,21 +161,45 @@ def _write_summary(out: Path, profile: str, done: list[NotebookRun], failed: str
         out / "summary.json",
         {"profile": profile, "notebooks": [asdict(d) for d in done], "failed": failed, "metrics": metrics},
     )
-    lines = [f"# scsam-lite notebooks, profile {profile}", "", "| notebook | time (s) |", "| --- | --- |"]
+    lines = [f"# scsam-lite notebooks, profile {profile}", ""]
+    mismatch = profile_mismatch(profile, metrics)
+    if mismatch:
+        lines += [f"**{mismatch}**", ""]
+    lines += ["| notebook | time (s) |", "| --- | --- |"]
     lines += [f"| {d.name} | {d.seconds:.0f} |" for d in done]
     if failed:
         lines.append(f"| {failed} | FAILED |")
     if metrics:
         lines += [
             "",
-            "| run | method | dataset | model | test Dice | IoU |",
-            "| --- | --- | --- | --- | --- | --- |",
+            "| run | method | dataset | profile | seed | labeled | model | test Dice | IoU | HD95 | ASD | source |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         lines += [
-            f"| {m['run']} | {m['method']} | {m['dataset']} | {m['model']} | {m['dice']:.4f} | {m['iou']:.4f} |"
+            f"| {m['run']} | {m['method']} | {m['dataset']} | {m['preset']} | {m['seed']} | "
+            f"{_share(m['labeled'])} | {m['model']} | {m['dice']:.4f} | {m['iou']:.4f} | {m['hd95']:.1f} | "
+            f"{m['asd']:.1f} | {m['source']} |"
             for m in metrics
         ]
     atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
+
+
+def _share(labeled: Any) -> str:
+    if labeled is None:
+        return ""
+    return f"{labeled:.0%}" if labeled <= 1 else str(int(labeled))
+
+
+def profile_mismatch(profile: str, metrics: list[dict[str, Any]]) -> str:
+    """A warning when the runs were made with another profile than the one asked for (e.g. ``lab`` without its
+    data falls back to ``quick`` inside the notebooks), else ''."""
+    ran = sorted({str(m["preset"]) for m in metrics if m.get("preset")})
+    if not ran or ran == [profile]:
+        return ""
+    return (
+        f"asked for the {profile} profile, but the runs used {', '.join(ran)}: the notebooks fell back (for lab: "
+        "no Kvasir-SEG found; set SCSAM_DATA_ROOT or pass --data-root, see the notebooks' first warning)"
+    )
 
 
 def read_summary(out: str | os.PathLike) -> dict[str, Any]:

@@ -72,3 +72,35 @@ def test_only_and_missing_folders(tmp_path, capsys):
 def test_the_repository_notebooks_are_found():
     names = [p.name for p in sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))]
     assert names[:3] == ["01_data.ipynb", "02_unet_ssl.ipynb", "03_peft_sam.ipynb"]
+
+
+def test_the_summary_says_what_each_run_was_and_when_the_profile_fell_back(tmp_path, capsys):
+    """A run row written by a notebook that fell back to quick (lab without its data) is flagged in the summary and
+    on the terminal; every row says its profile, seed, labels, HD95/ASD and whether it was trained or loaded."""
+    src = tmp_path / "nbs"
+    src.mkdir()
+    row = {
+        "run_dir": "RUNS/x",
+        "method": "unet",
+        "dataset": "synthetic-polyp",
+        "preset": "quick",
+        "seed": 0,
+        "labeled": 0.05,
+        "metrics": {"unet": {"dice": 0.5, "iou": 0.4, "hd95": 9.0, "asd": 3.0}},
+    }
+    _notebook(
+        src / "01_fallback.ipynb",
+        "import json, os\n"
+        f"row = {row!r}\n"
+        "row['run_dir'] = os.environ['SCSAM_RUNS_DIR'] + '/x'\n"
+        "open(os.environ['SCSAM_RUNS_DIR'] + '/results.jsonl', 'w').write(json.dumps(row) + '\\n')",
+    )
+    out = tmp_path / "out"
+    run_notebooks("lab", out=out, notebooks=src, verbose=True)
+    summary = (out / "summary.md").read_text()
+    assert "asked for the lab profile, but the runs used quick" in summary
+    assert (
+        "| x | unet | synthetic-polyp | quick | 0 | 5% | unet | 0.5000 | 0.4000 | 9.0 | 3.0 | trained here |"
+        in summary
+    )
+    assert "asked for the lab profile" in capsys.readouterr().err
