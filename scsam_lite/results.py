@@ -128,6 +128,9 @@ def compare_table(refs: list[ReferenceRun]) -> str:
     return "\n".join(lines) if found else ""
 
 
+#: the reference-run folders holding lab sc-sam runs: today's defaults, the fidelity grid, the regime study
+_SC_SAM_FOLDERS = ("lab", "fidelity", "regime")
+
 #: keys that differ between the runs of one co-training step without changing the step: the seeds, and the
 #: checkpoint choice (every fidelity run is scored both ways, so the table shows both)
 _SAME_STEP = {"train.seed", "data.split_seed", "cotrain.checkpoints"}
@@ -415,3 +418,34 @@ def measured_vs_paper(folder: str = "lab", methods: list[str] | None = None, roo
     both = pd.concat([mine, cited], ignore_index=True)
     both["labeled"] = both["labeled"].map("{:.0%}".format)  # "5%", not a fraction that rounds to 0.0
     return both
+
+
+def fidelity_frame(root: str | Path | None = None):
+    """Every committed ``lab`` co-training run (the defaults', the ``fidelity`` grid's, the regime study's), one
+    row per run, labelled by what its own config changes from today's defaults (so a run trained under older
+    defaults keeps a true label instead of dropping out of a grid whose hashes moved on). For notebook 05."""
+    import pandas as pd
+
+    from .controls import last_validations
+
+    base = _lab_defaults()
+    rows = []
+    for ref in reference_runs(root):
+        folder = ref.name.split("/")[0]
+        if ref.config.train.method != "sc-sam" or ref.config.preset != "lab" or folder not in _SC_SAM_FOLDERS:
+            continue
+        hist = ref.history()
+        rows.append(
+            {
+                "co-training step": step_label(ref.config, base),
+                "run": ref.name,
+                "seed": _seed(ref),
+                "val SAM, best": best_validation(hist, "sam")[1],
+                "val SAM, last 3": last_validations(hist, "sam"),
+                "val U-Net, best": best_validation(hist, "unet")[1],
+                "val U-Net, last 3": last_validations(hist, "unet"),
+                "test SAM": ref.metrics["sam"]["dice"],
+                "test U-Net": ref.metrics["unet"]["dice"],
+            }
+        )
+    return pd.DataFrame(rows).sort_values(["co-training step", "seed"], ignore_index=True)
