@@ -18,6 +18,7 @@ EPILOG = """examples:
   scsam-lite train --method unet --dataset kvasir-seg --data-root ~/data --labeled 0.05 --preset classroom --out runs/kvasir-unet-5
   scsam-lite train --out runs/kvasir-unet-5 --resume        # continue after a disconnect
   scsam-lite evaluate runs/kvasir-unet-5 --split test
+  scsam-lite evaluate runs/kvasir-unet-5 --dataset cvc-clinicdb --data-root ~/data --split all
   scsam-lite download kvasir-seg --root ~/data
 """
 
@@ -66,9 +67,28 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt if it exists")
     t.add_argument("--quiet", action="store_true", help="print only the final metrics")
 
-    e = sub.add_parser("evaluate", help="evaluate a run's best checkpoint on a split")
+    e = sub.add_parser(
+        "evaluate", help="evaluate a run's best checkpoint on a split (of its dataset or another)"
+    )
     e.add_argument("run_dir", help="a run directory written by `scsam-lite train`")
-    e.add_argument("--split", default="test", choices=["train", "val", "test"])
+    e.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
+    e.add_argument(
+        "--dataset",
+        help="score on another dataset at the run's resolution, e.g. a kvasir-seg run on cvc-clinicdb; writes "
+        "metrics_DATASET_SPLIT_CHECKPOINT[_items].{json,csv} beside the run's own",
+    )
+    e.add_argument(
+        "--data-root",
+        help="folder holding the datasets (default: $SCSAM_DATA_ROOT, else the folder the run was trained from)",
+    )
+    e.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        metavar="KEY=VALUE",
+        default=[],
+        help="data.mask_threshold=N: threshold the scored dataset's masks at N",
+    )
     e.add_argument("--checkpoint", default="best", choices=["best", "last"])
     e.add_argument("--device", default="auto")
     e.add_argument(
@@ -97,6 +117,12 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--model-b", help="the same for B")
     k.add_argument("--metric", default="dice", choices=["dice", "iou", "hd95", "asd"])
     k.add_argument("--boot", type=int, default=10_000, help="bootstrap resamples (default 10,000)")
+    k.add_argument(
+        "--ignore-groups",
+        action="store_true",
+        help="resample single images even where the files give their groups (videos): treats near-duplicate "
+        "frames as independent, so the interval is too narrow",
+    )
     k.add_argument("--json", metavar="FILE", help="also write the comparison to FILE")
 
     from .download import help_text
@@ -233,7 +259,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--root", help="folder of reference runs (default: the package's)")
 
-    sub.add_parser("datasets", help="list the datasets and where each is found")
+    ds = sub.add_parser("datasets", help="list the datasets and where each is found")
+    ds.add_argument("--data-root", help="folder holding the datasets (default: $SCSAM_DATA_ROOT)")
 
     c = sub.add_parser("config", help="print a preset's full config (what a run would use)")
     c.add_argument("--preset", default="quick")
@@ -283,14 +310,39 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate_threshold(overrides: list[str]) -> int | None:
+    """``data.mask_threshold`` from ``evaluate --set`` (the only setting of the scored data one may change)."""
+    from . import config as C
+    from .errors import ConfigError
+
+    probe = C.Config()
+    for key, value in C.parse_overrides(overrides).items():
+        if key not in ("data.mask_threshold", "mask_threshold"):
+            raise ConfigError(
+                f"evaluate takes --set data.mask_threshold=N only, not {key}",
+                "the model's settings are the run's own; train another run to change them",
+            )
+        C.set_value(probe, "data.mask_threshold", value)
+    return probe.data.mask_threshold
+
+
 def _evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from .evaluation import evaluate_items, summarize_items
     from .runs import write_item_metrics, write_json
     from .trainer import format_metrics, load_run
 
+    threshold = _evaluate_threshold(args.overrides)
+    where = dict(dataset=args.dataset, data_root=args.data_root, mask_threshold=threshold)
     method, data, cfg = load_run(
-        args.run_dir, checkpoint=args.checkpoint, device=args.device, selection=args.selection
+        args.run_dir, checkpoint=args.checkpoint, device=args.device, selection=args.selection, **where
     )
+    other = data.name != cfg.data.dataset
+    if other:
+        print(f"scoring {args.run_dir} ({cfg.data.dataset}) on {data.summary()}")
+    if args.split == "all":
+        data.splits["all"] = np.arange(len(data), dtype=np.int64)
     prompt_masks, suffix = None, f"_{args.selection}" if args.selection else ""
     if args.prompts_from:
         from .errors import ConfigError
@@ -301,7 +353,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                 f"{args.run_dir} is a {cfg.train.method} run: it has no SAM to prompt",
                 "use --prompts-from with a peft-sam or sc-sam run",
             )
-        unet_method, unet_data, _ = load_run(args.prompts_from, device=args.device)
+        unet_method, unet_data, _ = load_run(args.prompts_from, device=args.device, **where)
         if (unet_data.name, unet_data.resolution, unet_data.ids) != (data.name, data.resolution, data.ids):
             raise ConfigError(
                 f"{args.prompts_from} was trained on other data ({unet_data.name}, {unet_data.resolution} px) "
@@ -313,10 +365,12 @@ def _evaluate(args: argparse.Namespace) -> int:
         suffix += f"_prompts_from_{Path(args.prompts_from).resolve().name}"
     items = evaluate_items(method, data, args.split, cfg.train.eval_batch_size, prompt_masks)
     metrics = summarize_items(items)
-    out = Path(args.run_dir) / f"metrics_{args.split}_{args.checkpoint}{suffix}.json"
+    scored = f"{data.name}_" if other else ""  # scored on another dataset: named, beside the run's own files
+    out = Path(args.run_dir) / f"metrics_{scored}{args.split}_{args.checkpoint}{suffix}.json"
     write_item_metrics(out.with_name(out.stem + "_items.csv"), items)  # per image, for scsam-lite compare
     write_json(out, metrics)
-    print(format_metrics(metrics, f"{args.split} metrics ({args.checkpoint} checkpoint) -> {out}"))
+    title = f"{scored.replace('_', ' ')}{args.split} metrics ({args.checkpoint} checkpoint) -> {out}"
+    print(format_metrics(metrics, title))
     return 0
 
 
@@ -325,7 +379,13 @@ def _compare(args: argparse.Namespace) -> int:
     from .runs import write_json
 
     result = compare_runs(
-        args.a, args.b, model_a=args.model_a, model_b=args.model_b, metric=args.metric, n_boot=args.boot
+        args.a,
+        args.b,
+        model_a=args.model_a,
+        model_b=args.model_b,
+        metric=args.metric,
+        n_boot=args.boot,
+        use_groups=not args.ignore_groups,
     )
     print(result)
     if args.json:
@@ -510,8 +570,11 @@ def _datasets(args: argparse.Namespace) -> int:
     from .data.discover import find_existing
     from .paths import data_root
 
-    root = data_root()
-    print(f"data root: {root or '(not set: SCSAM_DATA_ROOT or --data-root)'}")
+    root = data_root(args.data_root)
+    origin = "--data-root" if args.data_root else "SCSAM_DATA_ROOT"
+    print(
+        f"data root: {f'{root} (from {origin})' if root else '(not set: --data-root DIR or SCSAM_DATA_ROOT)'}"
+    )
     for name in DATASETS.names():
         spec = DATASETS.get(name)
         where = (

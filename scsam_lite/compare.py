@@ -5,12 +5,20 @@ some hard for all, so the per-image differences are what to look at. :func:`pair
 difference with a bootstrap 95% interval over the test images (resampled in pairs), how many images each side wins,
 and the Wilcoxon signed-rank p-value.
 
+When the images come in groups (``SegData.groups``: the frames of one CVC-ClinicDB video, written to the per-item
+files as a ``group`` column), frames of one group are near-duplicates, not independent evidence. The interval is
+then a cluster bootstrap (whole groups resampled, with all their paired differences) and the Wilcoxon test is run
+on the per-group mean differences; with fewer than :data:`FEW_GROUPS` groups both rest on very few units, and the
+output says so. When the interval and the p-value disagree, the verdict says that in one line rather than picking
+one.
+
 What this does **not** measure is run-to-run noise: the same command with another seed or another label split
 trains another model. The interval here only says how much the verdict depends on which test images were drawn;
 a claim that method A beats method B also needs several seeds (``--seed``, ``data.split_seed``).
 
 The inputs are the per-item files every run writes (``metrics_items.csv``, and ``scsam-lite evaluate``'s
-``metrics_<split>_<checkpoint>[_prompts_from_RUN]_items.csv``).
+``metrics_[<dataset>_]<split>_<checkpoint>[_prompts_from_RUN]_items.csv``, the dataset named when a run is scored
+on another one).
 """
 
 from __future__ import annotations
@@ -24,10 +32,13 @@ import numpy as np
 from scipy import stats
 
 from .errors import ConfigError, DataError
-from .runs import read_item_metrics
+from .runs import read_item_groups, read_item_metrics
 
 #: metrics where a smaller value is the better one (distances in px or mm)
 LOWER_IS_BETTER = frozenset({"hd95", "asd"})
+#: below this many groups a group-level interval or test is flagged as resting on very few units
+FEW_GROUPS = 10
+ALPHA = 0.05
 
 
 @dataclass(frozen=True)
@@ -46,28 +57,86 @@ class PairedComparison:
     a_better: int  # items where A is better (by the metric's direction)
     b_better: int
     ties: int
-    p_wilcoxon: float  # two-sided Wilcoxon signed-rank test of the per-item differences (1.0 if all tie)
+    p_wilcoxon: float  # two-sided Wilcoxon signed-rank test of the differences (1.0 if all tie)
+    n_groups: int = 0  # groups resampled (0: items resampled, no groups known)
+
+    @property
+    def unit(self) -> str:
+        return "groups" if self.n_groups else "items"
+
+    @property
+    def resampling(self) -> str:
+        """What the interval and the test were computed over."""
+        if not self.n_groups:
+            return f"bootstrap over the {self.n} items, Wilcoxon on the {self.n} per-item differences"
+        return (
+            f"cluster bootstrap over {self.n_groups} groups (each with all its items), Wilcoxon on the "
+            f"{self.n_groups} per-group mean differences"
+        )
+
+    @property
+    def warnings(self) -> list[str]:
+        if self.n_groups and self.n_groups < FEW_GROUPS:
+            return [
+                f"only {self.n_groups} groups: the interval and the p-value rest on {self.n_groups} independent "
+                "units, so read them as rough"
+            ]
+        return []
 
     @property
     def verdict(self) -> str:
-        """In words, what the interval allows one to say about these test images."""
-        if self.ci_low > 0 or self.ci_high < 0:
+        """In words, what the interval and the test allow one to say about these test images."""
+        excludes = self.ci_low > 0 or self.ci_high < 0
+        significant = self.p_wilcoxon < ALPHA
+        if excludes and significant:
             better = self.a if (self.diff > 0) != (self.metric in LOWER_IS_BETTER) else self.b
             return f"{better} is better on these images (the 95% interval excludes 0)"
-        return "no clear difference on these images (the 95% interval includes 0)"
-
-    def __str__(self) -> str:
+        if not excludes and not significant:
+            return "no clear difference on these images (the 95% interval includes 0)"
+        interval = "excludes" if excludes else "includes"
+        side = "<" if significant else ">="
         return (
-            f"A = {self.a}\nB = {self.b}\n"
-            f"{self.metric} on {self.n} items: A {self.mean_a:.4f}, B {self.mean_b:.4f}\n"
-            f"  A - B = {self.diff:+.4f}  (95% bootstrap interval {self.ci_low:+.4f} to {self.ci_high:+.4f}), "
-            f"Wilcoxon p = {self.p_wilcoxon:.3g}\n"
-            f"  better on {self.a_better} items: A, on {self.b_better}: B, ties {self.ties}\n"
-            f"  {self.verdict}"
+            f"no clear difference claimed: the 95% interval {interval} 0 but Wilcoxon p = {self.p_wilcoxon:.3g} "
+            f"({side} {ALPHA}); the two disagree, so the evidence is borderline"
         )
 
+    def __str__(self) -> str:
+        groups = f" in {self.n_groups} groups" if self.n_groups else ""
+        lines = [
+            f"A = {self.a}\nB = {self.b}",
+            f"{self.metric} on {self.n} items{groups}: A {self.mean_a:.4f}, B {self.mean_b:.4f}",
+            f"  A - B = {self.diff:+.4f}  (95% bootstrap interval {self.ci_low:+.4f} to {self.ci_high:+.4f}), "
+            f"Wilcoxon p = {self.p_wilcoxon:.3g}",
+            f"  resampled: {self.resampling}",
+            f"  better on {self.a_better} items: A, on {self.b_better}: B, ties {self.ties}",
+            *(f"  warning: {w}" for w in self.warnings),
+            f"  {self.verdict}",
+        ]
+        return "\n".join(lines)
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "verdict": self.verdict}
+        return {
+            **asdict(self),
+            "unit": self.unit,
+            "resampling": self.resampling,
+            "warnings": self.warnings,
+            "verdict": self.verdict,
+        }
+
+
+def _wilcoxon(d: np.ndarray) -> float:
+    return 1.0 if not np.any(d) else float(stats.wilcoxon(d).pvalue)
+
+
+def _group_bootstrap(
+    d: np.ndarray, labels: list[str], n_boot: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap means of ``d`` over resampled groups (each drawn with all its items), and the group means."""
+    names, inverse = np.unique(np.asarray(labels, dtype=str), return_inverse=True)
+    sums = np.bincount(inverse, weights=d, minlength=len(names))
+    counts = np.bincount(inverse, minlength=len(names)).astype(float)
+    draws = rng.integers(0, len(names), size=(n_boot, len(names)))
+    return sums[draws].sum(axis=1) / counts[draws].sum(axis=1), sums / counts
 
 
 def paired_comparison(
@@ -78,11 +147,13 @@ def paired_comparison(
     names: tuple[str, str] = ("A", "B"),
     n_boot: int = 10_000,
     seed: int = 0,
+    groups: dict[str, str] | None = None,
 ) -> PairedComparison:
     """Compare per-item scores ``{item: value}`` of two models on the items they share.
 
     Both must have been scored on the same items (the same split of the same data); anything else is refused,
-    since an unpaired difference would mix which images were drawn with how good the models are.
+    since an unpaired difference would mix which images were drawn with how good the models are. ``groups``
+    (``{item: group}``): resample whole groups and test per-group mean differences (see the module docstring).
     """
     if n_boot < 1:
         raise ConfigError(
@@ -102,10 +173,21 @@ def paired_comparison(
     vb = np.array([b[k] for k in items], dtype=float)
     d = va - vb
     rng = np.random.default_rng(seed)
-    boot = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
+    if groups is not None:
+        lacking = [k for k in items if k not in groups]
+        if lacking:
+            raise DataError(
+                f"{len(lacking)} item(s) have no group, e.g. {lacking[:2]}",
+                "give every item its group, or compare without groups",
+            )
+        labels = [groups[k] for k in items]
+        boot, group_means = _group_bootstrap(d, labels, n_boot, rng)
+        p, n_groups = _wilcoxon(group_means), len(group_means)
+    else:
+        boot = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
+        p, n_groups = _wilcoxon(d), 0
     lo, hi = np.percentile(boot, [2.5, 97.5])
     sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
-    p = 1.0 if not np.any(d) else float(stats.wilcoxon(d).pvalue)
     return PairedComparison(
         a=names[0],
         b=names[1],
@@ -120,6 +202,7 @@ def paired_comparison(
         b_better=int((sign * d < 0).sum()),
         ties=int((d == 0).sum()),
         p_wilcoxon=p,
+        n_groups=n_groups,
     )
 
 
@@ -162,17 +245,43 @@ def load_scores(source: str | os.PathLike, model: str | None, metric: str) -> tu
     return {k: r[metric] for k, r in rows.items()}, f"{label}:{model}"
 
 
+def scored_dataset(path: Path) -> str | None:
+    """The dataset named in an ``evaluate --dataset`` file name (``metrics_cvc-clinicdb_test_best_items.csv``)."""
+    from .data import DATASETS
+
+    stem = path.name.removeprefix("metrics_")
+    return next((n for n in DATASETS.names() if stem.startswith(n + "_")), None)
+
+
 def _scoring(source: str | os.PathLike) -> dict | None:
-    """What a run's per-item scores depend on besides the model (dataset, resolution), from its config.json."""
+    """What a run's per-item scores depend on besides the model (dataset, resolution): its config.json, and the
+    dataset its file name gives when the run was scored on another one."""
     path = items_file(source)
     config = path.parent / "config.json"
     if not config.is_file():
         return None
     try:
         data = json.loads(config.read_text())["config"]["data"]
-        return {"data.dataset": data["dataset"], "data.resolution": data["resolution"]}
+        dataset = scored_dataset(path) or data["dataset"]
+        return {"data.dataset": dataset, "data.resolution": data["resolution"]}
     except (ValueError, KeyError, TypeError):
         return None
+
+
+def pair_groups(a: str | os.PathLike, b: str | os.PathLike) -> dict[str, str] | None:
+    """``{item: group}`` of the items of two per-item files (the groups belong to the data, so either file's
+    serve; where both have them they must agree), or None when neither has groups."""
+    ga, gb = read_item_groups(items_file(a)), read_item_groups(items_file(b))
+    if ga is not None and gb is not None:
+        clash = sorted(k for k in set(ga) & set(gb) if ga[k] != gb[k])
+        if clash:
+            raise DataError(
+                f"the two files put item(s) in different groups, e.g. {clash[0]}: {ga[clash[0]]} vs {gb[clash[0]]}",
+                "evaluate both runs on the same dataset (scsam-lite evaluate RUN --split test)",
+            )
+    if ga is None and gb is None:
+        return None
+    return {**(gb or {}), **(ga or {})}
 
 
 def _check_same_scoring(a: str | os.PathLike, b: str | os.PathLike) -> None:
@@ -199,11 +308,19 @@ def compare_runs(
     metric: str = "dice",
     n_boot: int = 10_000,
     seed: int = 0,
+    use_groups: bool = True,
 ) -> PairedComparison:
-    """:func:`paired_comparison` of two runs (or items files), e.g. SC-SAM's SAM against a mean-teacher U-Net."""
+    """:func:`paired_comparison` of two runs (or items files), e.g. SC-SAM's SAM against a mean-teacher U-Net.
+
+    Where the files carry the items' groups (videos), whole groups are resampled; ``use_groups=False`` resamples
+    single items anyway (treats the frames of one video as independent: intervals too narrow).
+    """
     _check_same_scoring(a, b)
     sa, name_a = load_scores(a, model_a, metric)
     sb, name_b = load_scores(b, model_b, metric)
     if name_a == name_b:
         name_a, name_b = f"A ({name_a})", f"B ({name_b})"
-    return paired_comparison(sa, sb, metric=metric, names=(name_a, name_b), n_boot=n_boot, seed=seed)
+    groups = pair_groups(a, b) if use_groups else None
+    return paired_comparison(
+        sa, sb, metric=metric, names=(name_a, name_b), n_boot=n_boot, seed=seed, groups=groups
+    )

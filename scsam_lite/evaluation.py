@@ -28,6 +28,9 @@ def predict_probabilities(
     ``prompt_masks`` ``(N, H, W)``: what methods prompted from a mask (``peft-sam``) get instead of the ground
     truth, e.g. a U-Net's predictions (:func:`unet_prompt_masks`); metrics are still against the ground truth.
     """
+    stored = getattr(method, "embeddings", None)
+    if stored is not None:  # looked up by index only: they must be of these very items
+        stored.check(data)
     method.train(False)
     out: dict[str, list[np.ndarray]] = {}
     try:
@@ -95,7 +98,8 @@ def evaluate_items(
     prompt_masks: np.ndarray | None = None,
     unit: str = "item",
 ) -> dict[str, list[dict]]:
-    """Dice, IoU, HD95 and ASD per model, one row per image (2D) or volume (3D), each named by its ``"item"``.
+    """Dice, IoU, HD95 and ASD per model, one row per image (2D) or volume (3D), each named by its ``"item"`` (and,
+    for images of a dataset with groups, e.g. CVC-ClinicDB's videos, the item's ``"group"``).
 
     Kept per item so two runs scored on the same split can be compared image by image
     (:mod:`scsam_lite.compare`); :func:`evaluate` averages these rows. ``prompt_masks``: see
@@ -126,7 +130,8 @@ def score_items(
         else:
             spacing = None if np.isnan(data.spacing[idx]).any() else data.spacing[idx]
             for i, row in zip(idx, batch_metrics(p, gts, spacing), strict=True):
-                rows.append({"item": data.ids[i], **row})
+                group = {} if data.groups is None else {"group": data.groups[i]}
+                rows.append({"item": data.ids[i], **group, **row})
         results[name] = rows
     return results
 

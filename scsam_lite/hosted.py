@@ -240,11 +240,13 @@ def course_config(
     iterations: int | None = None,
     generalist: str = "",
     overrides: dict | None = None,
+    mask_threshold: int | None = None,
 ):
     """The config a course notebook trains ``method`` with: the profile's preset, the notebook's parameters, and
     ``seed`` as both the training seed and the labeled split, as the reference runs do, so that a notebook on the
     ``lab`` profile is the same experiment (same hash) as the committed reference run it can load. ``overrides``
-    (config keys, e.g. ``{"prompts.kind": "box"}``, the exercises' changes) come last."""
+    (config keys, e.g. ``{"prompts.kind": "box"}``, the exercises' changes) come last. ``mask_threshold``: the
+    grey level for masks with more than two levels (``data.mask_threshold``; None: the dataset's own rule)."""
     from .config import build_config
 
     fields = {
@@ -259,6 +261,8 @@ def course_config(
         fields["data.data_root"] = data_root
     if generalist:
         fields["generalist.name"] = generalist
+    if mask_threshold is not None:
+        fields["data.mask_threshold"] = mask_threshold
     if iterations:
         fields["train.iterations"] = iterations
         fields["train.val_every"] = max(1, iterations // 6)

@@ -6,6 +6,7 @@ Every run leaves the same files, so any figure can be traced to the command that
     RUN_DIR/history.jsonl      one JSON line per validation (step, losses, val dice, lr, time)
     RUN_DIR/metrics.json       {"<model>": {"dice": .., "iou": .., "hd95": .., "asd": ..}} on the test split
     RUN_DIR/metrics_items.csv  the same metrics per test image (per volume for 3D data): model,item,dice,...
+                               (model,item,group,dice,... where the images come in groups, e.g. videos)
     RUN_DIR/checkpoints/last.pt, best.pt
 
 and appends one row to the results registry ``results.jsonl`` beside it. Every write is atomic (temp file in the
@@ -99,14 +100,15 @@ def write_item_metrics(path: str | os.PathLike, items: dict[str, list[dict[str, 
 
 
 def read_item_metrics(path: str | os.PathLike) -> dict[str, dict[str, dict[str, float]]]:
-    """``{model: {item: {metric: value}}}`` from a file :func:`write_item_metrics` wrote; a DataError naming the
-    file and line if it is not one."""
+    """``{model: {item: {metric: value}}}`` from a file :func:`write_item_metrics` wrote (its ``group`` column,
+    if any, is read by :func:`read_item_groups`); a DataError naming the file and line if it is not one."""
     out: dict[str, dict[str, dict[str, float]]] = {}
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         try:
             for row in reader:
                 model, item = row.pop("model"), row.pop("item")
+                row.pop("group", None)
                 if None in row or None in row.values():
                     raise ValueError("a row with more or fewer fields than the header")
                 out.setdefault(model, {})[item] = {k: float(v) for k, v in row.items()}
@@ -116,6 +118,15 @@ def read_item_metrics(path: str | os.PathLike) -> dict[str, dict[str, dict[str, 
                 "write it again with `scsam-lite evaluate RUN --split test`",
             ) from None
     return out
+
+
+def read_item_groups(path: str | os.PathLike) -> dict[str, str] | None:
+    """``{item: group}`` from a per-item metrics file, or None when it has no ``group`` column."""
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if "group" not in (reader.fieldnames or []):
+            return None
+        return {row["item"]: row["group"] for row in reader}
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:

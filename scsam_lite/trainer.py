@@ -10,6 +10,7 @@ the RNG states.
 from __future__ import annotations
 
 import errno
+import os
 import platform
 import random
 import shutil
@@ -24,9 +25,9 @@ import torch
 from tqdm.auto import tqdm
 
 from . import config as C
-from .data import LabelSplit, SegData, TwoStreamBatches, load_dataset, make_label_split
+from .data import DATASETS, LabelSplit, SegData, TwoStreamBatches, load_dataset, make_label_split
 from .data.batches import load_images
-from .errors import CheckpointError, TrainingError
+from .errors import CheckpointError, ConfigError, TrainingError
 from .evaluation import predict_split, pseudo_label_dice, score_items, summarize_items, validate
 from .generalist.embedding_cache import run_items
 from .methods import METHODS, Method
@@ -100,6 +101,7 @@ def load_training_data(cfg: C.Config) -> tuple[SegData, LabelSplit]:
         root=cfg.data.data_root,
         resolution=cfg.data.resolution,
         cache_dir=cfg.data.cache_dir,
+        mask_threshold=cfg.data.mask_threshold,
     )
     cfg.data.resolution = data.resolution
     labeled = cfg.data.labeled if cfg.data.labeled <= 1 else int(cfg.data.labeled)
@@ -498,21 +500,55 @@ def format_metrics(metrics: dict[str, dict[str, float]], title: str = "metrics")
     return "\n".join(lines)
 
 
+def run_data(
+    cfg: C.Config,
+    dataset: str | None = None,
+    data_root: str | None = None,
+    mask_threshold: int | None = None,
+) -> SegData:
+    """The data a finished run is scored on: its own dataset, or ``dataset`` (at the run's resolution).
+
+    The root is ``data_root``, else ``SCSAM_DATA_ROOT``, else the one stored in the run (a path on the machine
+    that trained it). ``mask_threshold`` defaults to the run's own for its own dataset, to the dataset's rule
+    for another one.
+    """
+    name = dataset or cfg.data.dataset
+    trained, scored = DATASETS.get(cfg.data.dataset), DATASETS.get(name)
+    if scored.channels != trained.channels:
+        raise ConfigError(
+            f"{cfg.data.dataset} has {trained.channels}-channel images, {name} {scored.channels}-channel ones: "
+            "a model trained on one cannot read the other",
+            "score the run on a dataset of the same kind (e.g. kvasir-seg and cvc-clinicdb)",
+        )
+    if mask_threshold is None and name == cfg.data.dataset:
+        mask_threshold = cfg.data.mask_threshold
+    return load_dataset(
+        name,
+        root=data_root or os.environ.get("SCSAM_DATA_ROOT") or cfg.data.data_root,
+        resolution=cfg.data.resolution,
+        cache_dir=cfg.data.cache_dir,
+        mask_threshold=mask_threshold,
+    )
+
+
 def load_run(
-    run_dir: str | Path, *, checkpoint: str = "best", device: str = "auto", selection: str | None = None
+    run_dir: str | Path,
+    *,
+    checkpoint: str = "best",
+    device: str = "auto",
+    selection: str | None = None,
+    dataset: str | None = None,
+    data_root: str | None = None,
+    mask_threshold: int | None = None,
 ) -> tuple[Method, SegData, C.Config]:
     """Rebuild a finished (or interrupted) run's method with its weights, its data and its config
-    (``selection``: see :func:`load_best`)."""
+    (``selection``: see :func:`load_best`; ``dataset``, ``data_root``, ``mask_threshold``: see :func:`run_data`).
+    The method is built on the data returned, so stored SAM embeddings are of that data's items."""
     run = RunDir(run_dir)
     cfg = C.config_from_dict(run.read_config()["config"])
     method_cls = METHODS.get(cfg.train.method)
     rt = setup(cfg.train.seed, device, precision=cfg.train.precision, verbose=False)
-    data = load_dataset(
-        cfg.data.dataset,
-        root=cfg.data.data_root,
-        resolution=cfg.data.resolution,
-        cache_dir=cfg.data.cache_dir,
-    )
+    data = run_data(cfg, dataset, data_root, mask_threshold)
     method = method_cls(cfg, data, rt)
     path = run.best_path if checkpoint == "best" else run.last_path
     try:

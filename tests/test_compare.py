@@ -101,3 +101,68 @@ def test_a_run_without_per_image_metrics_names_the_fix(tmp_path, capsys):
     (tmp_path / "old").mkdir()
     assert main(["compare", str(tmp_path / "old"), str(tmp_path / "old")]) == 2
     assert "scsam-lite evaluate" in capsys.readouterr().err
+
+
+def _grouped(effects, per_group=60, seed=0):
+    """Scores of B and A = B + the group's effect (plus a little noise), many frames per group."""
+    rng = np.random.default_rng(seed)
+    a, b, groups = {}, {}, {}
+    for g, effect in enumerate(effects):
+        for k in range(per_group):
+            item = f"g{g}_{k:03d}"
+            base = rng.uniform(0.3, 0.8)
+            a[item], b[item], groups[item] = base + effect + rng.normal(0, 0.01), base, f"video{g}"
+    return a, b, groups
+
+
+def test_a_few_groups_with_mixed_effects_are_not_a_clear_difference():
+    """Three videos, effects +0.12, -0.04, +0.06, 60 frames each: frame by frame the gain looks certain, but
+    there are three independent units, one of them against A."""
+    a, b, groups = _grouped([0.12, -0.04, 0.06])
+    naive = paired_comparison(a, b, names=("A", "B"))
+    assert naive.ci_low > 0 and naive.verdict.startswith("A is better")  # what frames as units would claim
+    r = paired_comparison(a, b, names=("A", "B"), groups=groups)
+    assert r.n == 180 and r.n_groups == 3 and r.unit == "groups"
+    assert r.ci_low < 0 < r.ci_high and r.p_wilcoxon > 0.05
+    assert r.verdict.startswith("no clear difference") and "better" not in r.verdict
+    assert r.warnings and "only 3 groups" in r.warnings[0]
+    assert r.diff == pytest.approx(naive.diff)  # the estimate is the same; its uncertainty is not
+
+
+def test_many_groups_with_a_consistent_effect_are_a_clear_difference():
+    rng = np.random.default_rng(3)
+    a, b, groups = _grouped(rng.normal(0.05, 0.02, 20), per_group=5)
+    r = paired_comparison(a, b, names=("A", "B"), groups=groups)
+    assert r.n_groups == 20 and not r.warnings and r.ci_low > 0 and r.verdict.startswith("A is better")
+
+
+def test_an_interval_and_a_test_that_disagree_say_so_in_one_line():
+    from scsam_lite.compare import PairedComparison
+
+    base = dict(
+        a="A", b="B", metric="dice", n=30, mean_a=0.6, mean_b=0.58, diff=0.02, a_better=20, b_better=10
+    )
+    r = PairedComparison(**base, ci_low=-0.001, ci_high=0.04, ties=0, p_wilcoxon=0.01)
+    assert "disagree" in r.verdict and "includes 0" in r.verdict and "\n" not in r.verdict
+    assert "is better" not in r.verdict
+    r = PairedComparison(**base, ci_low=0.001, ci_high=0.04, ties=0, p_wilcoxon=0.2)
+    assert "disagree" in r.verdict and "excludes 0" in r.verdict and "is better" not in r.verdict
+
+
+def test_compare_reads_groups_from_the_items_files_and_says_what_it_resampled(tmp_path, capsys):
+    from scsam_lite.runs import read_item_groups
+
+    a, b, groups = _grouped([0.12, -0.04, 0.06])
+    for name, scores in (("a", a), ("b", b)):
+        rows = [{"item": k, "group": groups[k], "dice": v} for k, v in scores.items()]
+        write_item_metrics(tmp_path / f"{name}_items.csv", {"unet": rows})
+    assert read_item_groups(tmp_path / "a_items.csv") == groups
+    assert read_item_metrics(tmp_path / "a_items.csv")["unet"]["g0_000"] == {"dice": a["g0_000"]}
+    files = [str(tmp_path / "a_items.csv"), str(tmp_path / "b_items.csv")]
+    assert main(["compare", *files]) == 0
+    out = capsys.readouterr().out
+    assert "on 180 items in 3 groups" in out and "cluster bootstrap over 3 groups" in out
+    assert "warning: only 3 groups" in out and "no clear difference" in out
+    assert main(["compare", *files, "--ignore-groups"]) == 0
+    out = capsys.readouterr().out
+    assert "bootstrap over the 180 items" in out and "[a]:unet is better on these images" in out

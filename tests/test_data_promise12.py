@@ -76,8 +76,16 @@ def test_non_binary_mask(tree):
     seg[1:4, 10:20, 10:20] = 1
     seg[2, 12:15, 12:15] = 2
     fakes.write_mhd(tree / "Case01_segmentation.mhd", seg, (0.5, 0.5, 3.0))
-    with pytest.raises(DataError, match="Case01_segmentation.mhd has 3 grey levels"):
+    with pytest.raises(DataError, match="Case01_segmentation.mhd has 3 grey levels") as err:
         load_dataset("promise12", root=tree, resolution=32)
+    assert "--set data.mask_threshold=127" in err.value.fix
+    d = load_dataset("promise12", root=tree, resolution=32, mask_threshold=0)  # asked for: 1 and 2 are gland
+    assert d.masks[d.ids.index("Case01_slice_002")].sum() > 0
+
+
+def test_slices_carry_their_case_as_group(tree):
+    d = load_dataset("promise12", root=tree, resolution=32)
+    assert d.groups == d.cases and d.groups[5] == "Case01"
 
 
 def test_corrupt_volume(tree):

@@ -295,3 +295,36 @@ def test_a_method_without_unlabeled_images_does_not_embed_them(tmp_path):
     expected = run_items(data, split, unlabeled=False)
     assert method.embeddings.stored == len(expected)
     assert method.embeddings.missing(split.unlabeled).size == len(split.unlabeled) > 0
+
+
+@pytest.mark.parametrize("method", ["peft-sam", "sc-sam"])
+def test_stored_embeddings_of_one_dataset_refuse_items_of_another(method, tmp_path):
+    """Embeddings are looked up by index: a model holding one dataset's embeddings, asked to segment another
+    dataset's items, must refuse (naming the fix) rather than segment other images' embeddings."""
+    from scsam_lite.errors import DataError
+    from scsam_lite.evaluation import evaluate_items
+    from scsam_lite.methods import METHODS
+
+    cfg = C.build_config(
+        "quick",
+        {
+            "train.method": method,
+            "data.cache_dir": str(tmp_path),
+            "generalist.peft": "none",
+            "generalist.embedding_cache": True,
+        },
+    )
+    ours = _data(seed=0)
+    model = METHODS.get(method)(cfg, ours, setup(0, "cpu", verbose=False))
+    assert evaluate_items(model, ours, "test")["sam"][0]["item"] == "arrays0009"
+    images, masks = _data(seed=1).images, _data(seed=1).masks
+    splits = {"test": np.array([9])}
+    for other in (
+        SegData.from_arrays(images, masks, splits, name="other"),
+        SegData.from_arrays(images, masks, splits),  # same name, size and ids: other images all the same
+    ):
+        with pytest.raises(DataError, match="stored SAM embeddings are of arrays") as err:
+            evaluate_items(model, other, "test")
+        assert "scsam-lite evaluate RUN --dataset NAME" in err.value.fix
+    with pytest.raises(DataError, match="item index 12 is outside"):
+        model.embeddings[[3, 12]]

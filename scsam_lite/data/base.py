@@ -1,8 +1,9 @@
 """The in-memory form every dataset loads into.
 
 All datasets, synthetic or real, 2D or volumetric, end up as one :class:`SegData`: uint8 arrays at the training
-resolution (decoded once, see :mod:`scsam_lite.data.cache`), item names, the case each item belongs to, and the
-train/val/test indices. Trainers and notebooks only ever see this.
+resolution (decoded once, see :mod:`scsam_lite.data.cache`), item names, the case each item belongs to, the group of
+correlated items it comes from where known (a video, a patient), and the train/val/test indices. Trainers and
+notebooks only ever see this.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ class SegData:
         slice_spacing: case -> spacing between slices in mm (volumes only), for 3D metrics.
         resolution: side of the square training resolution in pixels.
         info: free-form provenance (source folder, split rule, cache path) shown by notebooks and saved in runs.
+        groups: the group of each item (e.g. ``"seq07"``, the video a CVC-ClinicDB frame comes from; the case of a
+            PROMISE12 slice), or None when unknown. Items of one group are not independent: splits keep a group
+            whole and ``scsam-lite compare`` resamples groups, not items.
     """
 
     name: str
@@ -42,6 +46,15 @@ class SegData:
     resolution: int
     slice_spacing: dict[str, float] = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+    groups: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.groups is not None:
+            self.groups = [str(g) for g in self.groups]
+            if len(self.groups) != len(self.ids):
+                raise DataError(
+                    f"{len(self.groups)} group ids for {len(self.ids)} items", "give one group id per item"
+                )
 
     @classmethod
     def from_arrays(
@@ -52,11 +65,13 @@ class SegData:
         *,
         name: str = "arrays",
         ids: list[str] | None = None,
+        groups: list | None = None,
     ) -> SegData:
         """Your own images as a dataset: square ``(N, H, H, C)`` (or ``(N, H, H)``) uint8 images, ``(N, H, H)`` masks.
 
         For trying the widgets and methods on a handful of your own pictures, and for tests. Masks may be 0/1 or
         0/255; ``splits`` defaults to everything in ``train``. Pixel spacing is unknown (distances in pixels).
+        ``groups``: one id per image for images that are not independent (frames of one video), else None.
         """
         images = np.asarray(images)
         if images.ndim == 3:
@@ -83,6 +98,7 @@ class SegData:
             splits={k: np.asarray(v, dtype=np.int64) for k, v in splits.items()},
             spacing=np.full((n, 2), np.nan),
             resolution=int(images.shape[1]),
+            groups=None if groups is None else list(groups),
         )
 
     @property
@@ -107,7 +123,12 @@ class SegData:
         parts = ", ".join(f"{k} {len(v)}" for k, v in self.splits.items())
         kind = "volumes" if self.is_volumetric else "images"
         n_cases = len(set(self.cases))
-        return (
+        text = (
             f"{self.name}: {len(self)} items from {n_cases} {'cases' if self.is_volumetric else kind} at "
             f"{self.resolution} px, {self.channels} channel(s); {parts}"
         )
+        if self.groups is not None and not self.is_volumetric:
+            text += f"; {len(set(self.groups))} groups ({self.info.get('groups', 'correlated items')})"
+        if self.info.get("masks"):
+            text += f"; {self.info['masks']}"
+        return text

@@ -42,6 +42,8 @@ class Arrays:
     cases: list[str]
     spacing: np.ndarray  # (N, 2) float, NaN where unknown
     slice_spacing: dict[str, float] = field(default_factory=dict)
+    # what the build did that a user should know (e.g. how many masks it thresholded)
+    notes: dict = field(default_factory=dict)
 
 
 def fingerprint(files: Sequence[Path], base: Path, params: dict | None = None) -> str:
@@ -78,7 +80,15 @@ def _read(folder: Path, resolution: int) -> tuple[dict, Arrays] | None:
     n = len(meta.get("ids", []))
     if images.shape[:3] != (n, resolution, resolution) or masks.shape != (n, resolution, resolution):
         return None
-    arrays = Arrays(images, masks, meta["ids"], meta["cases"], spacing, meta.get("slice_spacing", {}))
+    arrays = Arrays(
+        images,
+        masks,
+        meta["ids"],
+        meta["cases"],
+        spacing,
+        meta.get("slice_spacing", {}),
+        meta.get("notes", {}),
+    )
     return meta, arrays
 
 
@@ -161,6 +171,7 @@ def load_or_build(
         "ids": list(arrays.ids),
         "cases": list(arrays.cases),
         "slice_spacing": dict(arrays.slice_spacing),
+        "notes": dict(arrays.notes),
     }
     _write(folder, arrays, meta)
     return arrays, {**meta, "cache": "built", "cache_path": str(folder)}

@@ -60,6 +60,55 @@ def write_cvc(root: Path, n: int, *, fmt: str = "tif", size: tuple[int, int] = (
     return folder
 
 
+def anti_aliased(mask: np.ndarray, seed: int) -> np.ndarray:
+    """A 0/255 mask as the official CVC-ClinicDB TIFFs are: a soft edge (many grey levels) and faint noise."""
+    from PIL import ImageFilter
+
+    soft = np.asarray(Image.fromarray(mask).filter(ImageFilter.GaussianBlur(1.5)), dtype=np.int16)
+    noise = np.random.default_rng(seed).integers(0, 6, mask.shape)  # levels 0-5 where the mask is 0
+    return np.clip(soft + noise * (soft < 128), 0, 255).astype(np.uint8)
+
+
+def write_cvc_official(
+    root: Path,
+    sequences: int = 29,
+    frames: int = 3,
+    *,
+    size: tuple[int, int] = (32, 24),
+    anti_aliased_every: int = 4,
+    readme: bool = True,
+) -> Path:
+    """The official CVC-ClinicDB layout: ``root/cvc-clinicdb/{Original,Ground Truth}/<k>.tif`` with RGB frames
+    tagged BlackIsZero (as the official TIFFs), ``sequences`` videos of ``frames`` frames each, every
+    ``anti_aliased_every``-th mask anti-aliased (many grey levels), and a README with the video table."""
+    import tifffile
+
+    folder = Path(root) / "cvc-clinicdb"
+    for sub in ("Original", "Ground Truth"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    n = sequences * frames
+    for k in range(1, n + 1):
+        image, mask = ellipse_pair(k, *size)
+        tifffile.imwrite(
+            folder / "Original" / f"{k}.tif", image, photometric="minisblack", planarconfig="contig"
+        )
+        if anti_aliased_every and k % anti_aliased_every == 0:
+            mask = anti_aliased(mask, k)
+        Image.fromarray(mask).save(folder / "Ground Truth" / f"{k}.tif")
+    if readme:
+        rows = [f"| {s + 1} | {s * frames + 1}-{(s + 1) * frames} |" for s in range(sequences)]
+        text = [
+            "CVC-ClinicDB (a fake of the official layout, for tests)",
+            f"{n} frames of 384x288 pixels from {sequences} sequences, 2015-03-01.",
+            "",
+            "| Sequence | Frames |",
+            "| --- | --- |",
+            *rows,
+        ]
+        (folder / "README.txt").write_text("\n".join(text) + "\n")
+    return folder
+
+
 def write_mhd(path: Path, array: np.ndarray, spacing: tuple[float, float, float]) -> None:
     """``array`` ``(Z, Y, X)`` as ``path`` (.mhd + .raw) with spacing ``(x, y, z)`` in mm."""
     import SimpleITK as sitk

@@ -20,7 +20,7 @@ from ..errors import DataError
 from ..progress import progress_bar
 from .cache import Arrays
 from .discover import few
-from .preprocess import binarize_mask, resize_image, resize_mask
+from .preprocess import binarize_mask, grey_levels, resize_image, resize_mask
 
 LOSSY = (".jpg", ".jpeg")
 IMAGE_SUFFIXES_2D = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
@@ -129,9 +129,15 @@ def open_image(path: Path, draft_to: int | None = None) -> tuple[Image.Image, tu
 
 
 def read_pair(
-    image_path: Path, mask_path: Path, res: int, mask_threshold: int | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """One image ``(res, res, 3)`` uint8 and its mask ``(res, res)`` in {0, 1}, checked and resized."""
+    image_path: Path,
+    mask_path: Path,
+    res: int,
+    mask_threshold: int | None,
+    multilevel_threshold: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """One image ``(res, res, 3)`` uint8, its mask ``(res, res)`` in {0, 1}, checked and resized, and whether the
+    mask was a lossless one with more than two grey levels thresholded at ``multilevel_threshold`` (the dataset's
+    own rule, used when ``mask_threshold`` is None)."""
     img, img_size = open_image(image_path, draft_to=res)
     mask_img, mask_size = open_image(mask_path)
     if img_size != mask_size:
@@ -144,8 +150,11 @@ def read_pair(
     if mask.dtype == bool:
         mask = mask.astype(np.uint8)
     lossy = mask_path.suffix.lower() in LOSSY
-    binary = binarize_mask(mask, str(mask_path), lossy=lossy, threshold=mask_threshold)
-    return resize_image(img.convert("RGB"), res), resize_mask(binary, res)
+    threshold, multilevel = mask_threshold, False
+    if threshold is None and multilevel_threshold is not None and not lossy and grey_levels(mask) > 2:
+        threshold, multilevel = multilevel_threshold, True
+    binary = binarize_mask(mask, str(mask_path), lossy=lossy, threshold=threshold)
+    return resize_image(img.convert("RGB"), res), resize_mask(binary, res), multilevel
 
 
 def check_some_foreground(masks: np.ndarray, folder: str) -> None:
@@ -159,15 +168,25 @@ def check_some_foreground(masks: np.ndarray, folder: str) -> None:
 
 
 def decode_pairs(
-    pairs: list[tuple[str, Path, Path]], res: int, desc: str, mask_threshold: int | None = None
+    pairs: list[tuple[str, Path, Path]],
+    res: int,
+    desc: str,
+    mask_threshold: int | None = None,
+    multilevel_threshold: int | None = None,
 ) -> Arrays:
-    """Decode, check and resize all pairs (in threads) into :class:`~scsam_lite.data.cache.Arrays`."""
+    """Decode, check and resize all pairs (in threads) into :class:`~scsam_lite.data.cache.Arrays`.
+
+    ``multilevel_threshold``: see :func:`read_pair`; how many masks it thresholded goes into the arrays' notes.
+    """
     images = np.empty((len(pairs), res, res, 3), np.uint8)
     masks = np.empty((len(pairs), res, res), np.uint8)
+    multilevel = np.zeros(len(pairs), bool)
 
     def work(i: int) -> None:
         _, image_path, mask_path = pairs[i]
-        images[i], masks[i] = read_pair(image_path, mask_path, res, mask_threshold)
+        images[i], masks[i], multilevel[i] = read_pair(
+            image_path, mask_path, res, mask_threshold, multilevel_threshold
+        )
 
     workers = max(1, min(8, os.cpu_count() or 1))
     with ThreadPoolExecutor(workers) as pool:
@@ -179,4 +198,7 @@ def decode_pairs(
             bar.close()
     check_some_foreground(masks, str(pairs[0][2].parent) if pairs else "")
     ids = [p[0] for p in pairs]
-    return Arrays(images, masks, ids, list(ids), np.full((len(pairs), 2), np.nan))
+    notes = {}
+    if multilevel_threshold is not None and mask_threshold is None:
+        notes = {"multilevel_masks": int(multilevel.sum()), "multilevel_threshold": multilevel_threshold}
+    return Arrays(images, masks, ids, list(ids), np.full((len(pairs), 2), np.nan), notes=notes)

@@ -71,6 +71,7 @@ def load_kvasir(
     *,
     val_fraction: float = 0.1,
     split: str = "medico2020",
+    mask_threshold: int | None = None,
 ) -> SegData:
     """Kvasir-SEG at ``resolution`` px, decoded once and cached.
 
@@ -78,6 +79,7 @@ def load_kvasir(
         root: data root holding the dataset (see :func:`scsam_lite.data.discover.find_existing`).
         val_fraction: share of the non-test images held out for validation.
         split: ``"medico2020"`` (the authors' split) or ``"random"`` (a fixed hash split for other copies).
+        mask_threshold: grey level (0-254) to threshold the JPEG masks at instead of 127.
         seed: unused; the split is fixed so that runs with different seeds share val and test images.
     """
     del seed
@@ -91,9 +93,10 @@ def load_kvasir(
         resolution,
         files,
         folder,
-        lambda: decode_pairs(pairs, resolution, f"decoding {NAME} once (cached afterwards)"),
+        lambda: decode_pairs(pairs, resolution, f"decoding {NAME} once (cached afterwards)", mask_threshold),
         cache_dir=cache_dir,
-        params={"mask": "jpeg>127, area resize"},
+        params={"mask": "jpeg>127, area resize"}
+        | ({} if mask_threshold is None else {"mask_threshold": mask_threshold}),
     )
     return SegData(
         name=NAME,

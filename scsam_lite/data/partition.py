@@ -60,6 +60,44 @@ def contiguous_blocks(n: int, val_fraction: float, test_fraction: float) -> dict
     return {"train": idx[:n_train], "val": idx[n_train : n_train + n_val], "test": idx[n_train + n_val :]}
 
 
+def _hash_order(names: Iterable[str], salt: str) -> list[str]:
+    return sorted(names, key=lambda g: hashlib.sha256((salt + g).encode()).hexdigest())
+
+
+def whole_groups(
+    groups: Sequence[str], val_fraction: float, test_fraction: float, salt: str
+) -> dict[str, np.ndarray]:
+    """Item indices split so that every group (a video, a patient) lies whole in train, val or test.
+
+    Groups are visited in the order of a hash of ``salt + name`` (the same on every machine, whatever else is
+    present); a group goes to test when it brings test closer to ``test_fraction`` of the items, then likewise to
+    val; the rest is train. Groups differ in size, so the fractions are met only approximately.
+    """
+    arr = np.asarray(groups, dtype=str)
+    names, sizes = np.unique(arr, return_counts=True)
+    size = dict(zip(names.tolist(), sizes.tolist(), strict=True))
+    chosen: dict[str, str] = {}
+    for split, fraction in (("test", test_fraction), ("val", val_fraction)):
+        target, count = fraction * len(arr), 0
+        for g in _hash_order(size, salt):
+            if g not in chosen and abs(count + size[g] - target) < abs(count - target):
+                chosen[g] = split
+                count += size[g]
+    where = np.array([chosen.get(g, "train") for g in arr.tolist()])
+    out = {k: np.flatnonzero(where == k).astype(np.int64) for k in ("train", "val", "test")}
+    if len(out["train"]) == 0:
+        raise ConfigError(
+            f"val_fraction={val_fraction} and test_fraction={test_fraction} leave no group for training",
+            "use smaller fractions (the defaults are 0.1 and 0.1)",
+        )
+    return out
+
+
+def group_names(groups: Sequence[str], indices: np.ndarray) -> list[str]:
+    """The distinct groups of ``indices``, in order of first appearance."""
+    return list(dict.fromkeys(groups[int(i)] for i in indices))
+
+
 def by_case(
     cases: Sequence[str], val_cases: Iterable[str], test_cases: Iterable[str]
 ) -> dict[str, np.ndarray]:

@@ -19,6 +19,8 @@ JPEG_THRESHOLD = 127
 #: ... and must be bimodal: at most this share of its pixels may be mid-grey (64-191), i.e. compression noise
 #: along edges, not a photo saved as a mask.
 JPEG_MAX_MIDGREY = 0.08
+#: The command-line fix for masks that need a threshold (named in every mask error).
+THRESHOLD_FIX = "--set data.mask_threshold={} (load_dataset(..., mask_threshold={}) in Python)"
 #: Robust intensity window of volumes (MRI has no fixed scale): these percentiles map to 0 and 255.
 PERCENTILES = (0.5, 99.5)
 
@@ -69,7 +71,8 @@ def binarize_mask(mask: np.ndarray, name: str, lossy: bool, threshold: int | Non
         if dim > max(bright, 0.0005 * mask.size):  # most of the foreground would vanish
             raise DataError(
                 f"mask {name} has a foreground (values up to {int(mask.max())}) that vanished when thresholded",
-                "pass the option mask_threshold=N below the mask's foreground value, or save the mask as 0/255",
+                f"threshold below the mask's foreground value with {THRESHOLD_FIX.format('N', 'N')}, or save "
+                "the mask as 0/255",
             )
         return (mask > cut).astype(np.uint8)
     if threshold is not None:
@@ -79,12 +82,17 @@ def binarize_mask(mask: np.ndarray, name: str, lossy: bool, threshold: int | Non
         shown = ", ".join(str(v) for v in levels[:6]) + (", ..." if len(levels) > 6 else "")
         raise DataError(
             f"mask {name} has {len(levels)} grey levels ({shown}); a binary mask has two",
-            "use binary masks (0 = background, one value for the foreground); for resized or anti-aliased "
-            "masks pass the option mask_threshold=127; multi-class label maps are not supported",
+            f"for resized or anti-aliased masks add {THRESHOLD_FIX.format(127, 127)}; otherwise use binary "
+            "masks (0 = background, one value for the foreground); multi-class label maps are not supported",
         )
     if len(levels) == 2:
         return (mask == levels[1]).astype(np.uint8)
     return (mask > 0).astype(np.uint8)
+
+
+def grey_levels(mask: np.ndarray) -> int:
+    """How many grey levels a decoded mask has (an RGB mask counts by its brightest channel, as it is read)."""
+    return len(np.unique(mask.max(axis=2) if mask.ndim == 3 else mask))
 
 
 def _foreground_level(mask: np.ndarray) -> int:

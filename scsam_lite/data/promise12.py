@@ -10,7 +10,8 @@ Preprocessing: each volume's intensities are scaled between its 0.5th and 99.5th
 units), every axial slice is resized to a square ``resolution`` (image bilinear, mask nearest), and the
 in-plane spacing is rescaled to the new pixel size; the slice spacing is kept per case for 3D metrics.
 
-Split, by case (slices of one patient never straddle splits): val Case35-39, test Case40-49, train the other 35
+Each slice carries its case as its group (``SegData.groups``). Split, by case (slices of one patient never straddle
+splits): val Case35-39, test Case40-49, train the other 35
 (Case00-34); ``val_cases`` and ``test_cases`` override it. PROMISE12 has no official split of its 50 labelled
 cases and the reference SC-SAM code ships no lists of its own: this one is a public case-level split used by
 semi-supervised papers (the 'abd' lists), not necessarily the paper's.
@@ -91,7 +92,13 @@ def read_volume(path: Path) -> tuple[np.ndarray, tuple[float, float, float]]:
     return arr, (float(rest[0]) if rest else 1.0, float(sy), float(sx))
 
 
-def _build(cases: list[str], volumes: dict[str, Path], segs: dict[str, Path], res: int) -> Arrays:
+def _build(
+    cases: list[str],
+    volumes: dict[str, Path],
+    segs: dict[str, Path],
+    res: int,
+    mask_threshold: int | None = None,
+) -> Arrays:
     images, masks, ids, case_of, spacing = [], [], [], [], []
     slice_spacing: dict[str, float] = {}
     for case in cases:
@@ -102,7 +109,8 @@ def _build(cases: list[str], volumes: dict[str, Path], segs: dict[str, Path], re
                 f"segmentation {segs[case].name} has shape {seg.shape} but {volumes[case].name} has {vol.shape}",
                 "the mask must match its volume voxel for voxel: re-extract training_data.zip",
             )
-        binary = binarize_mask(seg.reshape(-1, seg.shape[-1]), str(segs[case]), lossy=False).reshape(
+        flat = seg.reshape(-1, seg.shape[-1])
+        binary = binarize_mask(flat, str(segs[case]), lossy=False, threshold=mask_threshold).reshape(
             seg.shape
         )
         images.append(to_uint8(resize_slices(normalize_intensity(vol, PERCENTILES), res, mask=False)))
@@ -130,11 +138,13 @@ def load_promise12(
     *,
     val_cases: Sequence[str] = VAL_CASES,
     test_cases: Sequence[str] = TEST_CASES,
+    mask_threshold: int | None = None,
 ) -> SegData:
     """PROMISE12 as 2D axial slices at ``resolution`` px, decoded once and cached; split by case.
 
     Args:
         val_cases, test_cases: case names (``"Case35"``) of the val and test splits; the rest is train.
+        mask_threshold: grey level (0-254) for segmentations with more than two levels; None rejects them.
         seed: unused; the split is fixed so that runs with different seeds share val and test cases.
     """
     del seed
@@ -159,9 +169,10 @@ def load_promise12(
         resolution,
         files,
         folder,
-        lambda: _build(cases, volumes, segs, resolution),
+        lambda: _build(cases, volumes, segs, resolution, mask_threshold),
         cache_dir=cache_dir,
-        params={"percentiles": list(PERCENTILES), "image": "bilinear", "mask": "nearest"},
+        params={"percentiles": list(PERCENTILES), "image": "bilinear", "mask": "nearest"}
+        | ({} if mask_threshold is None else {"mask_threshold": mask_threshold}),
     )
     splits = by_case(list(arrays.cases), val_cases, test_cases)
     if len(splits["train"]) == 0:
@@ -181,4 +192,5 @@ def load_promise12(
         resolution=resolution,
         slice_spacing={k: float(v) for k, v in arrays.slice_spacing.items()},
         info={"source": str(folder), "split_rule": rule, "citation": CITATION, **cache_info(meta)},
+        groups=list(arrays.cases),
     )

@@ -13,6 +13,8 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..errors import ConfigError
 from ..registry import Registry
 from . import cvc, kvasir, promise12, synthetic
@@ -36,7 +38,11 @@ class DatasetSpec:
     def options(self) -> list[str]:
         """The dataset-specific keyword options :func:`load_dataset` passes on to the loader."""
         params = inspect.signature(self.loader).parameters
-        return [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY]
+        return [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY and n not in COMMON_OPTIONS]
+
+    def reads_masks(self) -> bool:
+        """Whether masks are read from files (and ``mask_threshold`` applies)."""
+        return "mask_threshold" in inspect.signature(self.loader).parameters
 
 
 def _synthetic_polyp(root=None, resolution=64, cache_dir=None, seed=0, *, n_images=400, empty_fraction=0.2):
@@ -48,6 +54,9 @@ def _synthetic_prostate(root=None, resolution=64, cache_dir=None, seed=0, *, n_c
     del root, cache_dir
     return synthetic.synthetic_prostate(resolution, seed, n_cases, tuple(slices))
 
+
+#: Options every loader that reads files takes: :func:`load_dataset` has them as its own arguments.
+COMMON_OPTIONS = ("mask_threshold",)
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
 
@@ -91,7 +100,7 @@ for _spec in (
         channels=3,
         default_resolution=256,
         needs_root=True,
-        description="CVC-ClinicDB: 612 colonoscopy frames from 29 videos; contiguous 80/10/10 frame blocks",
+        description="CVC-ClinicDB: 612 colonoscopy frames from 29 videos; whole videos to train/val/test",
         citation=cvc.CITATION,
         download_hint=cvc.DOWNLOAD_HINT,
         loader=cvc.load_cvc,
@@ -120,6 +129,24 @@ def _check_resolution(resolution: object) -> int:
     return resolution
 
 
+def _check_threshold(name: str, spec: DatasetSpec, threshold: object) -> int:
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int | np.integer)
+        or not 0 <= threshold <= 254
+    ):
+        raise ConfigError(
+            f"data.mask_threshold must be a grey level from 0 to 254, got {threshold!r}",
+            "e.g. --set data.mask_threshold=127 (pixels above it are foreground)",
+        )
+    if not spec.reads_masks():
+        raise ConfigError(
+            f"{name} generates its masks (binary): data.mask_threshold={threshold} does not apply",
+            "leave data.mask_threshold unset (it is for datasets read from files, e.g. cvc-clinicdb)",
+        )
+    return int(threshold)
+
+
 def load_dataset(
     name: str,
     *,
@@ -127,6 +154,7 @@ def load_dataset(
     resolution: int | None = None,
     cache_dir: str | os.PathLike | None = None,
     seed: int = 0,
+    mask_threshold: int | None = None,
     **options,
 ) -> SegData:
     """Load dataset ``name`` (see ``DATASETS.names()``) at ``resolution`` px (default: the dataset's own).
@@ -136,6 +164,9 @@ def load_dataset(
         cache_dir: where preprocessed arrays are cached (default ``SCSAM_CACHE_DIR`` or a user cache folder).
         seed: the generation seed of synthetic datasets. Real datasets have fixed, documented splits, so that
             runs with different seeds are evaluated on the same images.
+        mask_threshold: grey level (0-254) above which a mask pixel is foreground, for masks with more than two
+            levels (``data.mask_threshold``); None: the dataset's own rule (CVC-ClinicDB thresholds its
+            anti-aliased masks at 127, the others reject such masks with an error naming this setting).
         options: dataset-specific settings, e.g. ``val_fraction`` (Kvasir-SEG, CVC-ClinicDB), ``test_cases``
             (PROMISE12), ``n_images`` (synthetic-polyp); ``DATASETS.get(name).options()`` lists them.
     """
@@ -148,4 +179,6 @@ def load_dataset(
             f"{name} has no option {', '.join(repr(u) for u in unknown)}",
             f"its options are: {', '.join(allowed) or '(none)'}",
         )
+    if mask_threshold is not None:
+        options["mask_threshold"] = _check_threshold(name, spec, mask_threshold)
     return spec.loader(root=root, resolution=res, cache_dir=cache_dir, seed=seed, **options)

@@ -17,6 +17,11 @@ uses (its labeled and unlabeled images, validation and test; the ``lab`` preset 
 unlabeled pool) and every later run or widget adds what it lacks. Each shard (``shard-*.npy`` with its item list
 ``shard-*.index.npy``) is written under a temporary name and moved into place when complete, its item list last,
 so an interrupted build keeps the shards it finished and nothing half-written is ever read.
+
+Embeddings are looked up by dataset index only, so they are tied to the dataset they were computed from (its name,
+resolution, item ids and images): :meth:`ImageEmbeddings.check` refuses other data, which would otherwise get the
+embeddings of other images. Scoring a run on another dataset builds its method on that dataset, which embeds that
+dataset's items (``scsam-lite evaluate RUN --dataset NAME``).
 """
 
 from __future__ import annotations
@@ -82,6 +87,7 @@ class ImageEmbeddings:
         self.folder = Path(folder)
         self.meta = json.loads((self.folder / "meta.json").read_text())
         self.model, self.data, self.device, self.batch_size = model, data, device, batch_size
+        self._checked: list[SegData] = []  # other SegData objects found to hold the same items
         self._load_shards()
 
     def _load_shards(self) -> None:
@@ -100,6 +106,34 @@ class ImageEmbeddings:
 
     def __len__(self) -> int:
         return int(self.meta["items"])
+
+    def _source(self) -> tuple[str, int, int]:
+        """(dataset, resolution, items) of the data these embeddings serve: the data attached, else the meta's."""
+        if self.data is not None:
+            return self.data.name, self.data.resolution, len(self.data)
+        return self.meta["dataset"], int(self.meta["resolution"]), int(self.meta["items"])
+
+    def describe(self) -> str:
+        name, resolution, items = self._source()
+        return f"{name} ({resolution} px, {items} items)"
+
+    def check(self, data: SegData) -> None:
+        """Raise a DataError unless ``data`` holds the items these embeddings were computed from (the same name,
+        resolution, item ids and images, in the same order)."""
+        if data is self.data or any(d is data for d in self._checked):
+            return
+        same = (data.name, data.resolution, len(data)) == self._source()
+        if same and self.data is not None:
+            same = list(self.data.ids) == list(data.ids) and np.array_equal(self.data.images, data.images)
+        if not same:
+            raise DataError(
+                f"the stored SAM embeddings are of {self.describe()}, not of the items asked for "
+                f"({data.name}, {data.resolution} px, {len(data)} items): looked up by index, they would be "
+                "another image's",
+                "score another dataset with `scsam-lite evaluate RUN --dataset NAME` (it embeds that dataset's "
+                "items), or build the method on the data it segments",
+            )
+        self._checked.append(data)
 
     @property
     def stored(self) -> int:
@@ -152,6 +186,13 @@ class ImageEmbeddings:
 
     def __getitem__(self, index: np.ndarray | list[int]) -> torch.Tensor:
         index = np.asarray(index, dtype=np.int64)
+        if index.size and (index.min() < 0 or index.max() >= len(self)):
+            raise DataError(
+                f"item index {int(index.max()) if index.max() >= len(self) else int(index.min())} is outside the "
+                f"stored SAM embeddings of {self.describe()}",
+                "segment items of the dataset the method was built on (scsam-lite evaluate RUN --dataset NAME "
+                "builds it on another one)",
+            )
         self.ensure(index)  # without a model, missing items are an error that names the fix
         shard, row = self.shard_of[index], self.row_of[index]
         out = np.empty((len(index), *self.shards[0].shape[1:]), np.float16)

@@ -137,6 +137,7 @@ def _load_data(cfg: Config) -> Any:
         root=cfg.data.data_root,
         resolution=cfg.data.resolution,
         cache_dir=cfg.data.cache_dir,
+        mask_threshold=cfg.data.mask_threshold,
     )
 
 
