@@ -224,11 +224,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "lab": {
         # a laptop CPU on real data: Kvasir-SEG at 128 px, the pretrained LiteMedSAM with its encoder frozen and
         # its image embeddings stored (generalist/embedding_cache.py), a subset of the unlabeled pool so that the
-        # embeddings take minutes, not half an hour; schedules sized by measurement (README "The lab profile")
+        # embeddings take minutes, not half an hour; schedules sized by measurement (docs/course.md "The lab profile")
         "data.dataset": "kvasir-seg",
         "data.resolution": 128,
         "data.unlabeled_limit": 200,
-        # 300 steps: in two 500-step sizing runs (README "The lab profile") the U-Net's validation Dice peaked at step
+        # 300 steps: in two 500-step sizing runs (docs/course.md "The lab profile") the U-Net's validation Dice peaked at step
         # 200 (alone and in sc-sam) and SAM's at 300
         "train.iterations": 300,
         "train.val_every": 50,
@@ -246,7 +246,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train.iterations": 40000,
         "train.val_every": 200,
         "train.lr_schedule": "linear",  # the reference SC-SAM code decays both learning rates linearly
-        # the reference's co-training step (README "Differences from the reference code")
+        # the reference's co-training step (docs/differences.md)
         "cotrain.sam_output": "two-pass",
         "cotrain.loss_scale": 1.0,
         "cotrain.entropy_scope": "batch",

@@ -6,7 +6,7 @@ prompted by the same split's baseline U-Net (``scsam-lite evaluate PEFT_RUN --pr
 U-Net it is the U-Net trained alone and the mean teacher, on the same split and schedule. Everything here is read
 from committed run records (``scsam_lite/reference_runs``): nothing trains.
 
-The rule (README, "Does co-training pay off on `lab`?"), fixed before the regime runs: a regime passes when on the
+The rule (docs/cotraining-study.md, "The regime study and its rule"), fixed before the regime runs: a regime passes when on the
 validation images SC-SAM's SAM beats PEFT-SAM prompted by the split's best U-Net baseline and SC-SAM's U-Net beats
 the U-Net alone, each on most seeds and in the mean; a mean difference whose sign flips between the best and the
 mean of the last three validations is selection noise.

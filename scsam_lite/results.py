@@ -251,7 +251,7 @@ def _controls_section(root: str | Path | None) -> str:
     if regimes:
         text += (
             "\n### The regime study: does some `lab` regime make co-training help?\n\n"
-            "The README's rule, written before the runs: a regime passes when on validation SC-SAM's SAM beats "
+            "The rule (docs/cotraining-study.md), written before the runs: a regime passes when on validation SC-SAM's SAM beats "
             "PEFT-SAM prompted by the split's best U-Net baseline (the higher best validation Dice of `unet` and "
             "`mean-teacher`) and SC-SAM's U-Net beats `unet` alone, each on most seeds and in the mean; a mean "
             "whose sign flips between the best and the last-3 validations is selection noise. Test columns are "
@@ -289,7 +289,7 @@ def render_results_page(root: str | Path | None = None) -> str:
             "## The co-training step against the reference code's (`scsam-lite sweep fidelity --preset lab "
             "--splits`)\n\n"
             "Each row is a co-training step, labelled by what its config changes from today's defaults "
-            "(README 'Differences from the reference code'; a row keeps its label's meaning when a default "
+            "(docs/differences.md; a row keeps its label's meaning when a default "
             "changes). Defaults are picked on the validation columns, never on the test columns: the best Dice "
             "each model reached at any check on the validation images, and SAM's validation Dice prompted by "
             "the U-Net of the U-Net's own best step. Every run is scored with both checkpoint choices "

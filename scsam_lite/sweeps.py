@@ -122,7 +122,7 @@ _grid(
     Grid(
         "fidelity",
         "our co-training step against the reference code's: each remaining difference alone, our earlier choices "
-        "(loss scale 0.5, entropy of the unlabeled images), then the reference's step (README 'Differences from the "
+        "(loss scale 0.5, entropy of the unlabeled images), then the reference's step (docs/differences.md, 'Differences from the "
         "reference code'); every run saves both models' own bests, so `scsam-lite evaluate RUN --selection joint` "
         "or `separate` scores either checkpoint choice from the same run",
         [
@@ -135,7 +135,7 @@ _grid(
                 "SAM: two-pass, per-class tokens",
                 {"cotrain.sam_output": "two-pass", "cotrain.learned_tokens": "per-class"},
             ),
-            # everything the reference code runs that the options reach (README 'Differences from the reference
+            # everything the reference code runs that the options reach (docs/differences.md: 'Differences from the reference
             # code'): its two passes with per-class tokens, its unnormalised point encoding, its squared Dice, its
             # linear decay and a ramp-up over a quarter of the run (10,000 of its 40,000 iterations)
             Variant(

@@ -1,7 +1,7 @@
 """Method ``sc-sam``: the specialist (U-Net) and the generalist (PEFT-SAM) co-trained, each teaching the other.
 
 One co-training step (:meth:`SCSAM.train_step`), as the reference does it (the options that differ from it are
-listed in the README's "Differences from the reference code"; the ``paper`` preset sets the reference's values):
+listed in docs/differences.md; the ``paper`` preset sets the reference's values):
 
 1. the U-Net predicts every image of the batch, labeled and unlabeled;
 2. point prompts are sampled from its hard prediction for every image (5 positive + 5 negative, uniform; optionally
