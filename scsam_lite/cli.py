@@ -11,7 +11,11 @@ import shlex
 import sys
 from pathlib import Path
 
+from . import config as C
 from .errors import ScsamError
+
+#: the presets (also the notebooks' profiles), for help texts and choices
+_PRESETS = " | ".join(C.PRESETS)
 
 EPILOG = """examples:
   scsam-lite train --preset quick --out runs/quickstart
@@ -50,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--preset",
         default=None,
-        help="quick | classroom | paper (default quick; a resumed run keeps its own)",
+        help=f"{_PRESETS} (default quick; a resumed run keeps its own)",
     )
     t.add_argument("--seed", type=int, help="training seed (default 0)")
     t.add_argument(
@@ -150,7 +154,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--method", default="peft-sam", help="method to time (default peft-sam)")
     b.add_argument("--generalist", help="sam_vit_b | lite_medsam | tiny | ... (default: the preset's)")
-    b.add_argument("--preset", default="quick", help="quick | classroom | paper (default quick)")
+    b.add_argument("--preset", default="quick", choices=list(C.PRESETS), help=f"{_PRESETS} (default quick)")
     b.add_argument("--dataset", help="dataset whose images are used (default: the preset's)")
     b.add_argument("--data-root", help="folder holding the datasets (default: $SCSAM_DATA_ROOT)")
     b.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
@@ -185,7 +189,7 @@ def _parser() -> argparse.ArgumentParser:
         nargs="?",
         help="rampup | backbone | prompts | prompt-type | labels | peft | tokens | fidelity",
     )
-    w.add_argument("--preset", default="quick", help="quick | classroom | paper (default quick)")
+    w.add_argument("--preset", default="quick", choices=list(C.PRESETS), help=f"{_PRESETS} (default quick)")
     w.add_argument("--seeds", default="0", help="comma-separated training seeds (default 0)")
     w.add_argument("--method", help="method whose ablation it is (default sc-sam)")
     w.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=[])
@@ -224,7 +228,7 @@ def _parser() -> argparse.ArgumentParser:
         "notebooks",
         help="run the course notebooks 01-05 in order (papermill) and write them with a summary",
     )
-    n.add_argument("--profile", default="quick", help="quick | classroom | paper (default quick)")
+    n.add_argument("--profile", default="quick", choices=list(C.PRESETS), help=f"{_PRESETS} (default quick)")
     n.add_argument("--data-root", help="folder holding the real datasets (default: $SCSAM_DATA_ROOT)")
     n.add_argument("--seed", type=int, default=0)
     n.add_argument("--out", default="runs/notebooks", help="where executed notebooks, runs and summary go")
@@ -263,7 +267,7 @@ def _parser() -> argparse.ArgumentParser:
     ds.add_argument("--data-root", help="folder holding the datasets (default: $SCSAM_DATA_ROOT)")
 
     c = sub.add_parser("config", help="print a preset's full config (what a run would use)")
-    c.add_argument("--preset", default="quick")
+    c.add_argument("--preset", default="quick", choices=list(C.PRESETS), help=f"{_PRESETS} (default quick)")
     c.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=[])
     c.add_argument("--list", action="store_true", help="list presets, methods and config keys")
     return p
@@ -286,7 +290,10 @@ def _train(args: argparse.Namespace) -> int:
     if args.out is None:
         if args.resume:
             raise ConfigError("--resume needs the --out of the run to continue", "add --out RUN_DIR")
-        args.out = str(default_run_dir(args.dataset or "synthetic-polyp", args.method or "unet"))
+        named = C.build_config(
+            args.preset or "quick", overrides, **fields
+        )  # the dataset the preset trains on
+        args.out = str(default_run_dir(named.data.dataset, named.train.method))
     run = RunDir(args.out)
     if args.resume and run.exists():
         # a resumed run keeps its own settings; anything given again must agree (checked by the trainer)

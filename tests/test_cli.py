@@ -137,3 +137,31 @@ def test_datasets_takes_a_data_root(tmp_path, monkeypatch, capsys):
     assert main(["datasets", "--data-root", str(tmp_path / "data")]) == 0
     out = capsys.readouterr().out
     assert f"data root: {tmp_path / 'data'} (from --data-root)" in out and str(folder) in out
+
+
+def test_a_runs_default_folder_is_named_by_the_dataset_its_preset_trains_on(tmp_path, monkeypatch):
+    """`train --preset lab` trains Kvasir-SEG: its folder was once named synthetic-polyp-..."""
+    import scsam_lite.trainer as T
+
+    seen = {}
+
+    def fake_train(cfg, out, **kwargs):
+        seen["out"] = str(out)
+        from scsam_lite.errors import ConfigError
+
+        raise ConfigError("stopped by the test", "nothing to fix")  # before anything trains
+
+    monkeypatch.setattr(T, "train", fake_train)
+    monkeypatch.setenv("SCSAM_RUNS_DIR", str(tmp_path))
+    assert main(["train", "--preset", "lab", "--method", "sc-sam", "--quiet"]) == 2
+    assert "kvasir-seg-sc-sam-" in seen["out"]
+
+
+def test_help_lists_every_preset(capsys):
+    from scsam_lite import config as C
+
+    for command in ("train", "notebooks", "sweep", "bench", "config"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = capsys.readouterr().out.replace("\n", " ")
+        assert all(p in text for p in C.PRESETS), (command, text[:300])
