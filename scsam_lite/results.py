@@ -60,7 +60,7 @@ def _group(refs: list[ReferenceRun]) -> dict[tuple[str, float], list[ReferenceRu
     groups: dict[tuple[str, float], list[ReferenceRun]] = defaultdict(list)
     for ref in refs:
         folder = ref.name.split("/")[0]
-        if folder.startswith("fidelity"):
+        if folder.startswith(("fidelity", "regime")):  # variants: tabulated by their own sections
             continue
         groups[(folder, ref.config.data.labeled)].append(ref)
     return dict(groups)
