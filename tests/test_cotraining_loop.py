@@ -113,9 +113,9 @@ def test_sams_masks_teach_the_unet_and_the_unets_masks_teach_sam(monkeypatch):
     targets = []
     real = module.ce_dice_loss
 
-    def spy(logits, target, scale=0.5):
+    def spy(logits, target, scale=0.5, squared=False):
         targets.append(target.clone())
-        return real(logits, target, scale)
+        return real(logits, target, scale, squared)
 
     monkeypatch.setattr(module, "ce_dice_loss", spy)
     _capture_losses(method)
@@ -268,9 +268,9 @@ def test_two_pass_output_is_a_softmax_over_background_and_foreground_decodes(mon
     calls = []
     real = module.segment
 
-    def spy(model, emb, imgs, index, points, boxes):
+    def spy(model, emb, imgs, index, points, boxes, token_class=None):
         calls.append(points)
-        return real(model, emb, imgs, index, points, boxes)
+        return real(model, emb, imgs, index, points, boxes, token_class)
 
     monkeypatch.setattr(module, "segment", spy)
     with torch.no_grad():
