@@ -132,26 +132,36 @@ def missed_images(run_dir: str | Path, below: float = 0.1) -> list[dict[str, Any
     )
 
 
-def plot_unet_vs_sam(run_dir: str | Path, control: dict[str, float] | None = None) -> Figure:
-    """SC-SAM's U-Net Dice against its SAM's per test image (above the diagonal: SAM improved on its prompts);
-    ``control`` (``{image: Dice}``, e.g. PEFT-SAM prompted by a baseline U-Net) is drawn against the same x."""
+def plot_unet_vs_sam(
+    run_dir: str | Path, control: tuple[dict[str, float], dict[str, float]] | None = None
+) -> Figure:
+    """SC-SAM's U-Net Dice against its SAM's per test image (above the diagonal: SAM improved on its prompts).
+
+    ``control``: ``(prompter, prompted)``, per-image Dice ``{image: Dice}`` of another U-Net and of a SAM prompted
+    by it (e.g. the mean teacher and PEFT-SAM prompted by it), drawn as crosses on the same axes."""
     scores = per_image(run_dir)
     items = sorted(scores["unet"])
-    x = np.array([scores["unet"][k] for k in items])
     fig, ax = plt.subplots(figsize=(4.8, 4.6))
-    ax.scatter(x, [scores["sam"][k] for k in items], s=14, alpha=0.7, label="SC-SAM's SAM")
+    ax.scatter(
+        [scores["unet"][k] for k in items],
+        [scores["sam"][k] for k in items],
+        s=14,
+        alpha=0.7,
+        label="SC-SAM: its U-Net -> its SAM",
+    )
     if control:
-        shared = [k for k in items if k in control]
+        prompter, prompted = control
+        shared = [k for k in items if k in prompter and k in prompted]
         ax.scatter(
-            [scores["unet"][k] for k in shared],
-            [control[k] for k in shared],
+            [prompter[k] for k in shared],
+            [prompted[k] for k in shared],
             s=14,
             alpha=0.6,
             marker="x",
-            label="control",
+            label="control: baseline U-Net -> PEFT-SAM",
         )
     ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--")
-    ax.set_xlabel("SC-SAM's U-Net: Dice per test image")
+    ax.set_xlabel("the prompting U-Net: Dice per test image")
     ax.set_ylabel("SAM prompted by it: Dice")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
