@@ -14,7 +14,7 @@ mean of the last three validations is selection noise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,10 @@ class Control:
     last: float  # SC-SAM's model: mean of the last LAST_K validations
     last_control: float | None  # the same for a control with a history (a U-Net), else its validation Dice
     test: PairedComparison | None  # paired over the test images (None: the control was not scored there)
+    #: the per-image test Dice behind ``test`` (SC-SAM's, the control's), for the pooling over seeds
+    test_scores: tuple[dict[str, float], dict[str, float]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @property
     def val_diff(self) -> float | None:
@@ -101,11 +105,10 @@ def sam_control(sc: ReferenceRun, peft: ReferenceRun, baseline: str, seed: int) 
     val_file = _prompted_file(peft, "val", source)
     val_control = read_json(val_file)["sam"]["dice"] if val_file.is_file() else None
     items = _prompted_file(peft, "test", source, "_items.csv")
-    test = None
+    test, scores = None, None
     if items.is_file():
-        a, _ = load_scores(sc.path, "sam", "dice")
-        b, _ = load_scores(items, "sam", "dice")
-        test = paired_comparison(a, b, names=(f"{sc.name}:sam", f"{peft.name}<-{source}"), n_boot=2000)
+        scores = (load_scores(sc.path, "sam", "dice")[0], load_scores(items, "sam", "dice")[0])
+        test = paired_comparison(*scores, names=(f"{sc.name}:sam", f"{peft.name}<-{source}"), n_boot=2000)
     return Control(
         "sam",
         seed,
@@ -116,14 +119,14 @@ def sam_control(sc: ReferenceRun, peft: ReferenceRun, baseline: str, seed: int) 
         last_validations(hist, "sam"),
         val_control,
         test,
+        scores,
     )
 
 
 def unet_control(sc: ReferenceRun, base: ReferenceRun, baseline: str, seed: int) -> Control:
     """SC-SAM's U-Net against the split's ``baseline`` U-Net trained without SAM."""
     a_hist, b_hist = sc.history(), base.history()
-    a, _ = load_scores(sc.path, "unet", "dice")
-    b, _ = load_scores(base.path, "unet", "dice")
+    a, b = load_scores(sc.path, "unet", "dice")[0], load_scores(base.path, "unet", "dice")[0]
     return Control(
         "unet",
         seed,
@@ -134,6 +137,7 @@ def unet_control(sc: ReferenceRun, base: ReferenceRun, baseline: str, seed: int)
         last_validations(a_hist, "unet"),
         last_validations(b_hist, "unet"),
         paired_comparison(a, b, names=(f"{sc.name}:unet", base.name), n_boot=2000),
+        (a, b),
     )
 
 
@@ -238,37 +242,19 @@ def verdict(regime: str, root: str | Path | None = None) -> Verdict:
     return Verdict(regime, _side_verdict("sam", rows["sam"]), _side_verdict("unet", rows["unet"]))
 
 
-def pooled_test(controls: list[Control], root: str | Path | None = None) -> PairedComparison | None:
-    """The test difference over seeds: each test image's difference averaged over the seeds (the seeds share the
-    test images), then a paired bootstrap over images. Seed-to-seed spread is in the per-seed rows."""
-    if not controls or any(c.test is None for c in controls):
+def pooled_test(controls: list[Control]) -> PairedComparison | None:
+    """The test difference over seeds: each test image's scores averaged over the seeds (the seeds share the test
+    images), then a paired bootstrap over images. Seed-to-seed spread is in the per-seed rows."""
+    if not controls or any(c.test_scores is None for c in controls):
         return None
-    diffs: dict[str, list[float]] = {}
-    a_all: dict[str, list[float]] = {}
-    b_all: dict[str, list[float]] = {}
-    for c in controls:
-        a, b = _test_scores(c, root)
-        for k in a:
-            a_all.setdefault(k, []).append(a[k])
-            b_all.setdefault(k, []).append(b[k])
-            diffs.setdefault(k, []).append(a[k] - b[k])
-    a_mean = {k: float(np.mean(v)) for k, v in a_all.items()}
-    b_mean = {k: float(np.mean(v)) for k, v in b_all.items()}
-    return paired_comparison(a_mean, b_mean, names=("SC-SAM", "control"), n_boot=2000)
-
-
-def _test_scores(c: Control, root: str | Path | None) -> tuple[dict[str, float], dict[str, float]]:
-    """The per-image test Dice behind ``c.test`` (read again: a comparison keeps only its summary)."""
-    runs = _by_name(reference_runs(root))
-    a_name, _, _ = c.test.a.partition(":")  # type: ignore[union-attr]
-    a, _ = load_scores(runs[a_name].path, c.side, "dice")
-    b_name = c.test.b  # type: ignore[union-attr]
-    if "<-" in b_name:
-        peft, source = b_name.split("<-")
-        b, _ = load_scores(_prompted_file(runs[peft], "test", source, "_items.csv"), "sam", "dice")
-    else:
-        b, _ = load_scores(runs[b_name].path, "unet", "dice")
-    return a, b
+    pooled = []
+    for side in (0, 1):
+        per_item: dict[str, list[float]] = {}
+        for c in controls:
+            for k, v in c.test_scores[side].items():  # type: ignore[index]
+                per_item.setdefault(k, []).append(v)
+        pooled.append({k: float(np.mean(v)) for k, v in per_item.items()})
+    return paired_comparison(*pooled, names=("SC-SAM", "control"), n_boot=2000)
 
 
 def _f(x: float | None, sign: bool = False) -> str:
@@ -314,7 +300,7 @@ def over_seeds_table(controls: list[Control], root: str | Path | None = None) ->
                 continue
             diffs = [c.val_diff for c in rows if c.val_diff is not None]
             lasts = [c.last_diff for c in rows if c.last_diff is not None]
-            pooled = pooled_test(rows, root)
+            pooled = pooled_test(rows)
             test = (
                 "not scored"
                 if pooled is None
@@ -406,7 +392,7 @@ def in_words(regime: str = "lab", root: str | Path | None = None) -> str:
     for side, name in (("sam", "SAM"), ("unet", "U-Net")):
         for baseline in BASELINES:
             rows = [c for c in found if c.side == side and c.baseline == baseline and c.test is not None]
-            pooled = pooled_test(rows, root)
+            pooled = pooled_test(rows)
             if pooled is None:
                 continue
             inside = pooled.ci_low <= 0 <= pooled.ci_high

@@ -42,15 +42,14 @@ def loss_shares(run_dir: str | Path, entropy_weight: float | None = None) -> dic
     for model, terms in LOSS_TERMS.items():
         parts = {}
         for label, key, weight in terms:
-            w = [
-                weight
-                if isinstance(weight, float)
-                else entropy_weight
-                if weight == "entropy_weight"
-                else r.get(weight, 1.0)
-                for r in rows
-            ]
-            parts[label] = np.array([wi * r.get(key, 0.0) for wi, r in zip(w, rows, strict=True)])
+            if weight == "entropy_weight":
+                weight = entropy_weight  # a setting of the run, not logged per step
+            parts[label] = np.array(
+                [
+                    (weight if isinstance(weight, float) else r.get(weight, 1.0)) * r.get(key, 0.0)
+                    for r in rows
+                ]
+            )
         total = np.maximum(sum(parts.values()), 1e-12)
         out[model] = {"step": np.array([r["step"] for r in rows]), **{k: v / total for k, v in parts.items()}}
     return out

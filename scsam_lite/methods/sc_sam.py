@@ -127,9 +127,9 @@ class SCSAM(Supervised):
         both_boxes = None if boxes is None else torch.cat([bg_boxes, boxes])
         both_index = None if index is None else np.concatenate([index, index])
         b = len(images)
-        classes = (
-            torch.cat([torch.zeros(b), torch.ones(b)]).long().to(images.device)
-        )  # per-class tokens' passes
+        classes = torch.arange(2, device=images.device).repeat_interleave(
+            b
+        )  # each decode's pass (0: background)
         logits = segment(
             self.sam, embeddings, torch.cat([images, images]), both_index, both_points, both_boxes, classes
         )
@@ -231,7 +231,7 @@ class SCSAM(Supervised):
                 idx = indices[start : start + batch_size]
                 images = self.prepare(load_images(data, idx, self.rt.device))
                 with self.autocast():
-                    label = self.unet(images).float().argmax(1)
+                    label = pseudo_labels.from_unet(self.unet(images))
                     bg = self.sam_two_class(images, idx, label, eval_seeds(self.cfg, idx, len(idx)))[:, 0]
                 truth = 1 - data.masks[idx].astype(np.uint8)
                 scores.append(dice_scores((bg > 0).cpu().numpy().astype(np.uint8), truth))
