@@ -381,6 +381,34 @@ def train_or_load(
     return train(cfg, run_dir, resume=True, verbose=verbose)
 
 
+def weights_loaded(result, needed_by: str = "this cell", root: str | Path | None = None) -> bool:
+    """Whether ``result`` (what :func:`train_or_load` returned) holds trained models. A reference run kept as
+    records only (the package's size budget) has none: then print one line saying that ``needed_by`` is skipped,
+    why, and how to get the weights (a seed whose reference run keeps them, or ``RETRAIN=True`` with what training
+    cost when the run was made), and return False, so that a notebook cell skips instead of failing."""
+    if result.method is not None:
+        return True
+    marker = Path(result.run_dir) / MARKER
+    runs = {r.name: r for r in reference_runs(root)}
+    ref = runs.get(read_json(marker).get("reference", "")) if marker.is_file() else None
+    retrain = "RETRAIN=True (SCSAM_RETRAIN=1) trains"
+    if ref is None:
+        print(f"{needed_by}: skipped, no trained model is loaded here; {retrain} one")
+        return False
+    stem = re.sub(r"-s\d+$", "", ref.name)
+    seeds = [
+        m.group(1)
+        for name, r in runs.items()
+        if r.has_weights and (m := re.fullmatch(rf"{re.escape(stem)}-s(\d+)", name))
+    ]
+    other = f" SEED = {' or '.join(seeds)} loads one that keeps them;" if seeds else ""
+    print(
+        f"{needed_by}: skipped, the reference run {ref.name} keeps its records, not its weights.{other} "
+        f"{retrain} it here ({ref.cost()})"
+    )
+    return False
+
+
 def rerun_command(ref: ReferenceRun, out: str = "RUN_DIR") -> str:
     """The command that trains ``ref`` again from its record (then ``scsam-lite compare`` the two)."""
     return f"scsam-lite reference rerun {ref.name} --out {out}"

@@ -348,3 +348,62 @@ def sweep_table(
             )
     cols = ["grid", "variant", "order", "seed", "model", "dice", "iou", "hd95", "asd"]
     return pd.DataFrame(out_rows, columns=cols)
+
+
+#: metrics where lower is better (boundary distances)
+LOWER_IS_BETTER = ("hd95", "asd")
+
+
+def outcome(table, model: str = "sam", metric: str = "dice") -> str:
+    """One line on what a :func:`sweep_table` says for ``model``: the variant with the best mean ``metric`` over
+    seeds, its lead over the runner-up, and whether that lead is larger than what another seed moves (the mean
+    standard deviation of a variant over seeds); with one seed, that nothing measures the latter."""
+    rows = table[table["model"] == model] if len(table) else table
+    grid = rows["grid"].iloc[0] if len(rows) else "this grid"
+    if rows["variant"].nunique() < 2:
+        return f"{grid}, {model}: fewer than two variants have finished, nothing to rank"
+    means = rows.groupby("variant")[metric].mean().sort_values(ascending=metric in LOWER_IS_BETTER)
+    lead = abs(means.iloc[0] - means.iloc[1])
+    line = (
+        f"{grid}, {model} {metric}: best {means.index[0]!r} ({means.iloc[0]:.3f}), ahead of "
+        f"{means.index[1]!r} by {lead:.3f}"
+    )
+    seeds = rows.groupby("variant")["seed"].nunique().min()
+    if seeds < 2:
+        return line + "; one seed per variant: nothing here measures what another seed would move"
+    spread = rows.groupby("variant")[metric].std().mean()
+    size = "larger" if lead > spread else "not larger"
+    return (
+        line + f"; another seed moves a variant by {spread:.3f} (std over {seeds} seeds): the lead is {size}"
+    )
+
+
+def first_validations(
+    grid: str,
+    variants: list[str],
+    preset: str = "quick",
+    seeds: list[int] | tuple[int, ...] = (0,),
+    overrides: dict[str, Any] | None = None,
+    out: str | Path | None = None,
+    splits: bool = False,
+    model: str = "sam",
+) -> str:
+    """``model``'s validation Dice at the first validation of each finished run of ``variants`` of ``grid``, one
+    line each (read from the runs' ``history.jsonl``), or what to run when none of them has a history here."""
+    from .runs import RunDir
+
+    lines = []
+    for r in plan(grid, preset, seeds, overrides, out, splits=splits, variants=variants):
+        history = RunDir(r.run_dir).history()
+        if history:
+            first = history[0]
+            lines.append(
+                f"{r.label}, seed {r.seed}: {model}'s validation Dice {first['val_dice'][model]:.3f} "
+                f"at step {first['step']}"
+            )
+    if not lines:
+        return (
+            f"no finished run of the {grid} grid's {' and '.join(map(repr, variants))} here: train them "
+            f"(SCSAM_GRIDS={grid} in this notebook's parameters) and read this again"
+        )
+    return "\n".join(lines)

@@ -383,16 +383,223 @@ def test_solutions_ship_as_package_data():
     assert [p for p in folder.iterdir() if p.suffix != ".md"] == []  # nothing the glob would leave behind
 
 
-EXERCISE_TAG = re.compile(r"^\[(easy|medium|hard) · (\d+) min · (CPU|GPU)\] ")
+#: an exercise's tag: its difficulty, each profile it works on with about how long it takes there (``lab: no (why)``
+#: where it does not), and the hardware: ``[easy · quick 5 min · lab 10 min · CPU]``, ``[hard · classroom 60 min · GPU]``
+EXERCISE_TAG = re.compile(r"^\[(easy|medium|hard)((?: · [^·\]]+)+) · (CPU|GPU)\] ")
+PROFILE_COST = re.compile(r"(quick|lab|classroom|paper)(?: (\d+) min|: no \(([^()]+)\))")
+GPU_PROFILES = {"classroom", "paper"}
+
+
+def tag_problems(text: str) -> list[str]:
+    """What is wrong with the tag an exercise starts with (empty when nothing)."""
+    tag = EXERCISE_TAG.match(text)
+    if not tag:
+        return ["no tag like [easy · quick 5 min · lab 10 min · CPU]"]
+    problems, minutes = [], {}
+    parts = tag.group(2).split(" · ")[1:]
+    for part in parts:
+        cost = PROFILE_COST.fullmatch(part)
+        if not cost:
+            problems.append(f"{part!r} is neither 'PROFILE N min' nor 'PROFILE: no (why)'")
+        elif cost.group(1) in minutes:
+            problems.append(f"{cost.group(1)} named twice")
+        else:
+            minutes[cost.group(1)] = int(cost.group(2)) if cost.group(2) else None
+    runs_on = {p for p, m in minutes.items() if m is not None}
+    if not problems and not runs_on:
+        problems.append("names no profile it works on")
+    problems += [f"{p}: {m} min" for p, m in minutes.items() if m is not None and not 1 <= m <= 240]
+    if tag.group(3) == "GPU" and runs_on - GPU_PROFILES:
+        problems.append(f"a GPU exercise that works on {sorted(runs_on - GPU_PROFILES)}, CPU profiles")
+    if tag.group(3) == "CPU" and runs_on and runs_on <= GPU_PROFILES:
+        problems.append("a CPU exercise that works on GPU profiles only")
+    return problems
+
+
+def tag_minutes(text: str) -> dict[str, int | None]:
+    """The profiles an exercise's tag names: minutes, or None for ``PROFILE: no (why)``."""
+    parts = EXERCISE_TAG.match(text).group(2).split(" · ")[1:]
+    found = [PROFILE_COST.fullmatch(part) for part in parts]
+    return {m.group(1): int(m.group(2)) if m.group(2) else None for m in found}
 
 
 @pytest.mark.parametrize("stem", STEMS)
-def test_every_exercise_says_difficulty_time_and_hardware(stem):
+def test_every_exercise_says_difficulty_profiles_cost_and_hardware(stem):
     items = exercises.notebook_exercises(ROOT / "notebooks" / f"{stem}.ipynb")
     for number, text in items.items():
-        tag = EXERCISE_TAG.match(text)
-        assert tag, f"{stem} exercise {number} starts without a tag like [easy · 10 min · CPU]: {text[:60]!r}"
-        assert 1 <= int(tag.group(2)) <= 240
+        assert tag_problems(text) == [], f"{stem} exercise {number}: {text[:90]!r}"
+    cells = " ".join("".join(c["source"]) for c in notebook_cells(stem) if c["cell_type"] == "markdown")
+    assert "the profiles it works on with about how long it takes on each" in " ".join(cells.split())
+
+
+def test_tag_checker_rejects_tags_without_profiles_or_reasons():
+    assert tag_problems("[easy · quick 5 min · lab 10 min · CPU] Do it.") == []
+    assert (
+        tag_problems("[easy · quick 5 min · lab: no (LoRA needs the live encoder; lab stores it) · CPU] x")
+        == []
+    )
+    assert tag_problems("[hard · classroom 60 min · GPU] Run it.") == []
+    for bad in (
+        "[easy · 5 min · CPU] the old tag, no profile",
+        "[easy · lab: no (why) · CPU] works nowhere",
+        "[easy · lab: no · CPU] no reason",
+        "[easy · quick 5 min · quick 6 min · CPU] a profile twice",
+        "[easy · quick 500 min · CPU] too long",
+        "[hard · quick 60 min · GPU] a GPU exercise on a CPU profile",
+        "[easy · classroom 10 min · CPU] a CPU exercise on a GPU profile only",
+        "[easy · laptop 5 min · CPU] an unknown profile",
+        "no tag at all",
+    ):
+        assert tag_problems(bad), bad
+
+
+#: the method each notebook's exercises change (the config its config cell builds)
+EXERCISE_METHOD = {"03": "peft-sam", "04": "sc-sam", "05": "sc-sam"}
+GRID_NAMED = re.compile(r"SCSAM_GRIDS=([\w-]+)|`([\w-]+)` grid")
+
+
+def lab_config_errors(stem: str, number: int, text: str) -> list[str]:
+    """The ConfigErrors an exercise's settings raise on ``lab``: each ``overrides[...]``/``--set`` of its solution
+    applied alone to the notebook's method, and each sweep grid it names planned on ``lab``."""
+    from scsam_lite import sweeps
+    from scsam_lite.config import build_config
+
+    section = exercises.sections(exercises.solutions_markdown(stem))[number]
+    settings = []
+    for language, code in code_blocks(section):
+        settings += [(k, v) for k, v in SET_FLAG.findall(code)]
+        if language != "python":
+            continue
+        for node in ast.walk(ast.parse(code)):
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+                for target in node.targets:
+                    if ast.unparse(target).startswith("overrides[") and isinstance(
+                        target.slice, ast.Constant
+                    ):
+                        settings.append((target.slice.value, node.value.value))
+    errors = []
+    method = EXERCISE_METHOD.get(stem[:2], "unet")
+    for key, value in settings:
+        try:
+            build_config("lab", {key: value}, method=method)
+        except ConfigError as err:
+            errors.append(f"{key}={value!r}: {err.message}")
+    grids = {a or b for a, b in GRID_NAMED.findall(text)} & set(sweeps.GRIDS.names())
+    for grid in sorted(grids):
+        try:
+            sweeps.plan(grid, "lab", seeds=(0,))
+        except ConfigError as err:
+            errors.append(f"the {grid} grid: {err.message}")
+    return errors
+
+
+def test_an_exercise_that_cannot_run_on_lab_says_so():
+    """Settings that raise a ConfigError on ``lab`` (LoRA or adapters need the live encoder, lab stores its
+    embeddings) are tagged ``lab: no (why)``, not left as a trap; a lab time is only given where the config builds."""
+    failing = set()
+    for stem in STEMS:
+        items = exercises.notebook_exercises(ROOT / "notebooks" / f"{stem}.ipynb")
+        for number, text in items.items():
+            errors = lab_config_errors(stem, number, text)
+            if not errors:
+                continue
+            failing.add((stem[:2], number))
+            named = tag_minutes(text)
+            gpu_only = EXERCISE_TAG.match(text).group(3) == "GPU" and "lab" not in named
+            assert gpu_only or ("lab" in named and named["lab"] is None), (
+                f"{stem} exercise {number} raises on lab ({errors[0]}): tag it 'lab: no (why)', not {named}"
+            )
+    assert {("03", 1), ("05", 5)} <= failing, f"the check found no lab trap at all: {sorted(failing)}"
+
+
+# -- cells that need weights a reference run lacks, and predict-first prompts answered --------------------------
+
+
+def test_a_cell_needing_weights_a_reference_run_lacks_says_so(tmp_path, capsys):
+    from scsam_lite.reference import MARKER, REFERENCE_ROOT, weights_loaded
+    from scsam_lite.runs import write_json
+
+    record = (REFERENCE_ROOT / "lab" / "mean-teacher-s1" / "config.json").read_text()
+    for name in ("mean-teacher-s0", "mean-teacher-s1", "unet-s1"):
+        (tmp_path / "refs" / "lab" / name).mkdir(parents=True)
+        (tmp_path / "refs" / "lab" / name / "config.json").write_text(record)
+    (tmp_path / "refs" / "lab" / "mean-teacher-s0" / "weights.pt").write_bytes(b"")
+    run = tmp_path / "run"
+    run.mkdir()
+    write_json(run / MARKER, {"reference": "lab/mean-teacher-s1"})
+
+    assert (
+        weights_loaded(SimpleNamespace(run_dir=run, method=None), "the explorer", root=tmp_path / "refs")
+        is False
+    )
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("the explorer: skipped") and len(out.splitlines()) == 1
+    assert "lab/mean-teacher-s1 keeps its records, not its weights" in out
+    assert "SEED = 0 loads one that keeps them" in out and "RETRAIN=True" in out and "300 steps in" in out
+
+    write_json(run / MARKER, {"reference": "lab/unet-s1"})  # no seed of it keeps weights
+    assert weights_loaded(SimpleNamespace(run_dir=run, method=None), root=tmp_path / "refs") is False
+    assert "SEED =" not in capsys.readouterr().out
+    assert weights_loaded(SimpleNamespace(run_dir=tmp_path / "elsewhere", method=None)) is False
+    assert "skipped" in capsys.readouterr().out
+    assert weights_loaded(SimpleNamespace(run_dir=run, method=object())) is True
+    assert capsys.readouterr().out == ""
+
+
+def _trained_names(tree: ast.AST) -> set[str]:
+    """Names a notebook binds to ``train_or_load(...)``: results whose ``.method`` is None for a records-only run."""
+    return {
+        ast.unparse(t)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Call)
+        and ast.unparse(node.value.func).endswith("train_or_load")
+        for t in node.targets
+    }
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_cells_reading_a_loaded_runs_model_check_for_weights_first(stem):
+    code = notebook_code(stem)
+    loaded = _trained_names(ast.parse(code))
+    for cell in notebook_cells(stem):
+        source = "".join(cell["source"])
+        if cell["cell_type"] != "code" or "train_or_load" in source:
+            continue
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr == "method"
+                and ast.unparse(node.value) in loaded
+            ):
+                name = ast.unparse(node.value)
+                assert f"weights_loaded({name}" in source, (
+                    f"{stem}: a cell reads {name}.method without weights_loaded({name}, ...): on lab a reference "
+                    "run kept as records has no model"
+                )
+
+
+PREDICT_FIRST = "**Predict first:**"
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_every_predict_first_prompt_is_answered_a_few_cells_later(stem):
+    """A code cell starting ``# the outcome`` follows each prompt within a few cells and computes the answer."""
+    cells = notebook_cells(stem)
+    prompts = [
+        i
+        for i, c in enumerate(cells)
+        if c["cell_type"] == "markdown" and PREDICT_FIRST in "".join(c["source"])
+    ]
+    for i in prompts:
+        later = ["".join(c["source"]) for c in cells[i + 1 : i + 17] if c["cell_type"] == "code"]
+        answers = [s for s in later if s.startswith("# the outcome")]
+        assert answers, f"{stem}: the prompt in cell {i} has no '# the outcome' cell within 16 cells"
+        assert "print(" in answers[0], f"{stem}: the outcome of cell {i}'s prompt is not printed from the run"
 
 
 @pytest.mark.parametrize("stem", STEMS)
@@ -408,4 +615,32 @@ def test_objectives_summary_and_a_questionnaire_answered_in_the_solutions(stem):
     assert all(len(a) > 80 for a in answered.values())
     assert "Questionnaire answers" not in "".join(
         exercises.sections(exercises.solutions_markdown(stem)).values()
+    )
+
+
+def test_the_outcome_helpers_read_the_runs_and_say_what_is_missing(tmp_path):
+    import pandas as pd
+
+    from scsam_lite import sweeps
+    from scsam_lite.runs import RunDir
+
+    rows = [
+        {"grid": "g", "variant": v, "seed": s, "model": "sam", "dice": base + 0.01 * s}
+        for v, base in (("a", 0.5), ("b", 0.4))
+        for s in (0, 1, 2)
+    ]
+    three = pd.DataFrame(rows)
+    assert sweeps.outcome(three).startswith("g, sam dice: best 'a' (0.510), ahead of 'b' by 0.100")
+    assert "std over 3 seeds): the lead is larger" in sweeps.outcome(three)
+    assert "one seed per variant" in sweeps.outcome(three[three["seed"] == 0])
+    assert "nothing to rank" in sweeps.outcome(three[three["variant"] == "a"])
+    assert "best 'b'" in sweeps.outcome(three.assign(hd95=three["dice"]), metric="hd95")  # lower is better
+
+    where = dict(preset="quick", out=tmp_path, splits=True)
+    assert "SCSAM_GRIDS=rampup" in sweeps.first_validations("rampup", ["off", "T = 1/2"], **where)
+    off = sweeps.plan("rampup", variants=["off"], **where)[0]
+    off.run_dir.mkdir(parents=True)
+    RunDir(off.run_dir).log({"step": 50, "val_dice": {"sam": 0.25, "unet": 0.3}})
+    assert sweeps.first_validations("rampup", ["off", "T = 1/2"], **where) == (
+        "off, seed 0: sam's validation Dice 0.250 at step 50"
     )
