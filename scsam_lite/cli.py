@@ -28,6 +28,7 @@ EPILOG = """examples:
 
 
 def _parser() -> argparse.ArgumentParser:
+    """The whole command line; each sub-command's flags are built beside its handler (in --help's order)."""
     p = argparse.ArgumentParser(
         prog="scsam-lite",
         description="SC-SAM for teaching: train, evaluate and download for the specialist/generalist co-training.",
@@ -35,29 +36,47 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (
+        _add_train_parser,
+        _add_evaluate_parser,
+        _add_compare_parser,
+        _add_download_parser,
+        _add_bench_parser,
+        _add_sweep_parser,
+        _add_notebooks_parser,
+        _add_reference_parser,
+        _add_results_parser,
+        _add_datasets_parser,
+        _add_config_parser,
+    ):
+        add(sub)
+    return p
 
-    t = sub.add_parser(
+
+def _add_train_parser(sub: argparse._SubParsersAction) -> None:
+    """``train``: the method, data and labels, any config field, and the run folder to create or resume."""
+    p = sub.add_parser(
         "train",
         help="train a method and write a run directory",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train METHOD on DATASET; writes config.json, history.jsonl, metrics.json and "
         "checkpoints/{last,best}.pt to --out and appends a row to the results registry beside it.",
     )
-    t.add_argument("--method", help="training method (default unet); see `scsam-lite config --list`")
-    t.add_argument("--dataset", help="dataset name (default synthetic-polyp); see `scsam-lite datasets`")
-    t.add_argument("--data-root", help="folder holding the datasets (default: $SCSAM_DATA_ROOT)")
-    t.add_argument(
+    p.add_argument("--method", help="training method (default unet); see `scsam-lite config --list`")
+    p.add_argument("--dataset", help="dataset name (default synthetic-polyp); see `scsam-lite datasets`")
+    p.add_argument("--data-root", help="folder holding the datasets (default: $SCSAM_DATA_ROOT)")
+    p.add_argument(
         "--labeled",
         type=float,
         help="labeled share: a ratio like 0.05, or a count like 44 (cases for volumes)",
     )
-    t.add_argument(
+    p.add_argument(
         "--preset",
         default=None,
         help=f"{_PRESETS} (default quick; a resumed run keeps its own)",
     )
-    t.add_argument("--seed", type=int, help="training seed (default 0)")
-    t.add_argument(
+    p.add_argument("--seed", type=int, help="training seed (default 0)")
+    p.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -65,212 +84,11 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="override any config field, e.g. --set train.lr=0.02 (repeatable)",
     )
-    t.add_argument(
+    p.add_argument(
         "--out", help="run directory to create or resume (default: a new runs/DATASET-METHOD-TIME)"
     )
-    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt if it exists")
-    t.add_argument("--quiet", action="store_true", help="print only the final metrics")
-
-    e = sub.add_parser(
-        "evaluate", help="evaluate a run's best checkpoint on a split (of its dataset or another)"
-    )
-    e.add_argument("run_dir", help="a run directory written by `scsam-lite train`")
-    e.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
-    e.add_argument(
-        "--dataset",
-        help="score on another dataset at the run's resolution, e.g. a kvasir-seg run on cvc-clinicdb; writes "
-        "metrics_DATASET_SPLIT_CHECKPOINT[_items].{json,csv} beside the run's own",
-    )
-    e.add_argument(
-        "--data-root",
-        help="folder holding the datasets (default: $SCSAM_DATA_ROOT, else the folder the run was trained from)",
-    )
-    e.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        metavar="KEY=VALUE",
-        default=[],
-        help="data.mask_threshold=N: threshold the scored dataset's masks at N",
-    )
-    e.add_argument("--checkpoint", default="best", choices=["best", "last"])
-    e.add_argument("--device", default="auto")
-    e.add_argument(
-        "--selection",
-        choices=["joint", "separate"],
-        help="sc-sam: test both models from SAM's best step (joint) or the U-Net from its own best step "
-        "(separate), whatever cotrain.checkpoints the run was trained with",
-    )
-    e.add_argument(
-        "--prompts-from",
-        metavar="UNET_RUN",
-        help="prompt SAM (peft-sam, or sc-sam's SAM alone) with this run's U-Net predictions instead of the "
-        "ground truth (peft-sam) or its own U-Net (sc-sam)",
-    )
-
-    k = sub.add_parser(
-        "compare",
-        help="compare two runs image by image on the same test split (paired bootstrap interval)",
-        description="A - B per test image: mean difference, 95%% bootstrap interval, images won each way and "
-        "the Wilcoxon p-value. It measures how much the verdict depends on the test images drawn, not "
-        "run-to-run noise: compare several seeds for that.",
-    )
-    k.add_argument("a", help="run directory (its metrics_items.csv) or a *_items.csv file from `evaluate`")
-    k.add_argument("b", help="the same for the other side")
-    k.add_argument("--model-a", help="unet, sam or agreement (default: the file's only model, else sam)")
-    k.add_argument("--model-b", help="the same for B")
-    k.add_argument("--metric", default="dice", choices=["dice", "iou", "hd95", "asd"])
-    k.add_argument("--boot", type=int, default=10_000, help="bootstrap resamples (default 10,000)")
-    k.add_argument(
-        "--ignore-groups",
-        action="store_true",
-        help="resample single images even where the files give their groups (videos): treats near-duplicate "
-        "frames as independent, so the interval is too narrow",
-    )
-    k.add_argument("--json", metavar="FILE", help="also write the comparison to FILE")
-
-    from .download import help_text
-
-    d = sub.add_parser(
-        "download",
-        help="download a dataset or SAM checkpoint (sha256 checked, resumable)",
-        epilog=help_text(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    d.add_argument("name", help="kvasir-seg | cvc-clinicdb | promise12 | sam-vit-b | sam-vit-l | sam-vit-h")
-    d.add_argument(
-        "--root",
-        help="where to put it (datasets default to $SCSAM_DATA_ROOT, checkpoints to $SCSAM_CHECKPOINT_DIR)",
-    )
-    d.add_argument("--source", help="official | kaggle | zenodo (default: the dataset's own)")
-    d.add_argument("--force", action="store_true", help="download again even if a complete copy is there")
-
-    b = sub.add_parser(
-        "bench",
-        help="time training steps: the fast path vs the stock (reference) path",
-        description="Times whole training steps (forward, backward, optimiser) after warm-up with synchronised "
-        "timers, for the fast path (autocast, 4-D SDPA attention, optional compile) and the stock path (fp32, "
-        "stock attention, anomaly detection on), and prints ms/step, images/s, peak GPU memory and the ratio.",
-    )
-    b.add_argument("--method", default="peft-sam", help="method to time (default peft-sam)")
-    b.add_argument("--generalist", help="sam_vit_b | lite_medsam | tiny | ... (default: the preset's)")
-    b.add_argument("--preset", default="quick", choices=list(C.PRESETS), help=f"{_PRESETS} (default quick)")
-    b.add_argument("--dataset", help="dataset whose images are used (default: the preset's)")
-    b.add_argument("--data-root", help="folder holding the datasets (default: $SCSAM_DATA_ROOT)")
-    b.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
-    b.add_argument("--warmup", type=int, default=3, help="untimed warm-up steps (default 3)")
-    b.add_argument(
-        "--repeat", type=int, default=1, help="rounds of all paths, alternating; the median round is reported"
-    )
-    b.add_argument(
-        "--path",
-        default="both",
-        help="which paths to time, comma-separated: fast, stock, stock-decoder (the fast path with "
-        "segment-anything's own mask decoder, i.e. before generalist.fast_decoder), stock-allocator (glibc "
-        "returning freed memory), stock-cpu (none of the CPU speed-ups); both = fast,stock (default)",
-    )
-    b.add_argument("--compile", action="store_true", help="torch.compile the image encoder on the fast path")
-    b.add_argument(
-        "--random-init",
-        action="store_true",
-        help="random SAM weights (speed does not depend on them; no checkpoint needed)",
-    )
-    b.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=[])
-    b.add_argument(
-        "--out", help="JSON file for the results (default runs/bench/bench-METHOD-GENERALIST-TIME.json)"
-    )
-
-    w = sub.add_parser(
-        "sweep",
-        help="run an ablation grid (skips configs already in the results registry, resumes interrupted runs)",
-    )
-    w.add_argument(
-        "grid",
-        nargs="?",
-        help="rampup | backbone | prompts | prompt-type | labels | peft | tokens | fidelity",
-    )
-    w.add_argument("--preset", default="quick", choices=list(C.PRESETS), help=f"{_PRESETS} (default quick)")
-    w.add_argument("--seeds", default="0", help="comma-separated training seeds (default 0)")
-    w.add_argument("--method", help="method whose ablation it is (default sc-sam)")
-    w.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=[])
-    w.add_argument("--out", help="folder of the sweep's runs and registry (default runs/sweeps)")
-    w.add_argument(
-        "--splits", action="store_true", help="each seed also draws its own labeled split (data.split_seed)"
-    )
-    w.add_argument("--variants", help="comma-separated variant labels to keep (default: all); see --list")
-    w.add_argument("--dry-run", action="store_true", help="print what would run")
-    w.add_argument(
-        "--launcher",
-        default="local",
-        choices=["local", "slurm", "submitit-local"],
-        help="local: here, one run after the other (default); slurm: one job per missing run through submitit "
-        "(returns once submitted); submitit-local: the same jobs as local processes",
-    )
-    w.add_argument("--status", action="store_true", help="what each run is: done, running, failed (log tail)")
-    w.add_argument("--wait", action="store_true", help="slurm/submitit-local: wait until the jobs end")
-    w.add_argument("--partition", help="slurm: partition (default: the cluster's)")
-    w.add_argument("--gpus", type=int, default=1, help="slurm: GPUs per job (default 1)")
-    w.add_argument("--cpus", type=int, default=4, help="slurm: CPUs per job (default 4)")
-    w.add_argument("--mem-gb", type=int, default=16, help="slurm: memory per job in GB (default 16)")
-    w.add_argument(
-        "--time-min",
-        type=int,
-        default=240,
-        help="slurm: time limit per job in minutes (default 240); a job cut off is requeued and resumes",
-    )
-    w.add_argument(
-        "--array-parallelism", type=int, default=8, help="slurm: jobs of the sweep at once (default 8)"
-    )
-    w.add_argument("--account", help="slurm: account to charge")
-    w.add_argument("--list", action="store_true", help="list the grids and their variants")
-
-    n = sub.add_parser(
-        "notebooks",
-        help="run the course notebooks 01-05 in order (papermill) and write them with a summary",
-    )
-    n.add_argument("--profile", default="quick", choices=list(C.PRESETS), help=f"{_PRESETS} (default quick)")
-    n.add_argument("--data-root", help="folder holding the real datasets (default: $SCSAM_DATA_ROOT)")
-    n.add_argument("--seed", type=int, default=0)
-    n.add_argument("--out", default="runs/notebooks", help="where executed notebooks, runs and summary go")
-    n.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks, e.g. --only 01 03")
-    n.add_argument("--notebooks", help="folder of the notebooks (default: the repository's notebooks/)")
-
-    r = sub.add_parser(
-        "reference",
-        help="the reference runs committed with the package: list, check, export, re-run",
-        description="Reference runs are the project's own finished runs, committed with their records (and, for "
-        "the runs the notebooks load, fp16 weights of the parts that train) so a notebook can load them instead "
-        "of training.",
-    )
-    r.add_argument("action", choices=["list", "check", "export", "rerun"])
-    r.add_argument(
-        "name", nargs="?", help="a reference run, e.g. lab/sc-sam-s0 (export: the name to give it)"
-    )
-    r.add_argument("--run", help="export: the finished run directory to export")
-    r.add_argument("--no-weights", action="store_true", help="export: records only")
-    r.add_argument("--no-probes", action="store_true", help="export: leave sc-sam's probe snapshots out")
-    r.add_argument("--out", help="rerun: the run directory to train into")
-    r.add_argument("--root", help="folder of reference runs (default: the package's)")
-
-    s = sub.add_parser(
-        "results",
-        help="render the results page (docs/results.md) from the reference runs' records",
-    )
-    s.add_argument("--write", metavar="PATH", help="write the page there (default: print it)")
-    s.add_argument("--check", metavar="PATH", help="fail when the page at PATH differs from the records")
-    s.add_argument(
-        "--readme", metavar="README", help="also write (or with --check, check) its short results table"
-    )
-    s.add_argument("--root", help="folder of reference runs (default: the package's)")
-
-    ds = sub.add_parser("datasets", help="list the datasets and where each is found")
-    ds.add_argument("--data-root", help="folder holding the datasets (default: $SCSAM_DATA_ROOT)")
-
-    c = sub.add_parser("config", help="print a preset's full config (what a run would use)")
-    c.add_argument("--preset", default="quick", choices=list(C.PRESETS), help=f"{_PRESETS} (default quick)")
-    c.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=[])
-    c.add_argument("--list", action="store_true", help="list presets, methods and config keys")
-    return p
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt if it exists")
+    p.add_argument("--quiet", action="store_true", help="print only the final metrics")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -333,6 +151,46 @@ def _evaluate_threshold(overrides: list[str]) -> int | None:
     return probe.data.mask_threshold
 
 
+def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
+    """``evaluate``: a finished run scored on a split of its dataset or another, with its chosen weights."""
+    p = sub.add_parser(
+        "evaluate", help="evaluate a run's best checkpoint on a split (of its dataset or another)"
+    )
+    p.add_argument("run_dir", help="a run directory written by `scsam-lite train`")
+    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
+    p.add_argument(
+        "--dataset",
+        help="score on another dataset at the run's resolution, e.g. a kvasir-seg run on cvc-clinicdb; writes "
+        "metrics_DATASET_SPLIT_CHECKPOINT[_items].{json,csv} beside the run's own",
+    )
+    p.add_argument(
+        "--data-root",
+        help="folder holding the datasets (default: $SCSAM_DATA_ROOT, else the folder the run was trained from)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        metavar="KEY=VALUE",
+        default=[],
+        help="data.mask_threshold=N: threshold the scored dataset's masks at N",
+    )
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--selection",
+        choices=["joint", "separate"],
+        help="sc-sam: test both models from SAM's best step (joint) or the U-Net from its own best step "
+        "(separate), whatever cotrain.checkpoints the run was trained with",
+    )
+    p.add_argument(
+        "--prompts-from",
+        metavar="UNET_RUN",
+        help="prompt SAM (peft-sam, or sc-sam's SAM alone) with this run's U-Net predictions instead of the "
+        "ground truth (peft-sam) or its own U-Net (sc-sam)",
+    )
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -381,6 +239,30 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
+    """``compare``: two runs' per-image scores and how the paired bootstrap resamples them."""
+    p = sub.add_parser(
+        "compare",
+        help="compare two runs image by image on the same test split (paired bootstrap interval)",
+        description="A - B per test image: mean difference, 95%% bootstrap interval, images won each way and "
+        "the Wilcoxon p-value. It measures how much the verdict depends on the test images drawn, not "
+        "run-to-run noise: compare several seeds for that.",
+    )
+    p.add_argument("a", help="run directory (its metrics_items.csv) or a *_items.csv file from `evaluate`")
+    p.add_argument("b", help="the same for the other side")
+    p.add_argument("--model-a", help="unet, sam or agreement (default: the file's only model, else sam)")
+    p.add_argument("--model-b", help="the same for B")
+    p.add_argument("--metric", default="dice", choices=["dice", "iou", "hd95", "asd"])
+    p.add_argument("--boot", type=int, default=10_000, help="bootstrap resamples (default 10,000)")
+    p.add_argument(
+        "--ignore-groups",
+        action="store_true",
+        help="resample single images even where the files give their groups (videos): treats near-duplicate "
+        "frames as independent, so the interval is too narrow",
+    )
+    p.add_argument("--json", metavar="FILE", help="also write the comparison to FILE")
+
+
 def _compare(args: argparse.Namespace) -> int:
     from .compare import compare_runs
     from .runs import write_json
@@ -398,6 +280,44 @@ def _compare(args: argparse.Namespace) -> int:
     if args.json:
         write_json(args.json, result.to_dict())
     return 0
+
+
+def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
+    """``bench``: what to time (method, generalist, paths) and for how many steps."""
+    p = sub.add_parser(
+        "bench",
+        help="time training steps: the fast path vs the stock (reference) path",
+        description="Times whole training steps (forward, backward, optimiser) after warm-up with synchronised "
+        "timers, for the fast path (autocast, 4-D SDPA attention, optional compile) and the stock path (fp32, "
+        "stock attention, anomaly detection on), and prints ms/step, images/s, peak GPU memory and the ratio.",
+    )
+    p.add_argument("--method", default="peft-sam", help="method to time (default peft-sam)")
+    p.add_argument("--generalist", help="sam_vit_b | lite_medsam | tiny | ... (default: the preset's)")
+    p.add_argument("--preset", default="quick", choices=list(C.PRESETS), help=f"{_PRESETS} (default quick)")
+    p.add_argument("--dataset", help="dataset whose images are used (default: the preset's)")
+    p.add_argument("--data-root", help="folder holding the datasets (default: $SCSAM_DATA_ROOT)")
+    p.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed warm-up steps (default 3)")
+    p.add_argument(
+        "--repeat", type=int, default=1, help="rounds of all paths, alternating; the median round is reported"
+    )
+    p.add_argument(
+        "--path",
+        default="both",
+        help="which paths to time, comma-separated: fast, stock, stock-decoder (the fast path with "
+        "segment-anything's own mask decoder, i.e. before generalist.fast_decoder), stock-allocator (glibc "
+        "returning freed memory), stock-cpu (none of the CPU speed-ups); both = fast,stock (default)",
+    )
+    p.add_argument("--compile", action="store_true", help="torch.compile the image encoder on the fast path")
+    p.add_argument(
+        "--random-init",
+        action="store_true",
+        help="random SAM weights (speed does not depend on them; no checkpoint needed)",
+    )
+    p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=[])
+    p.add_argument(
+        "--out", help="JSON file for the results (default runs/bench/bench-METHOD-GENERALIST-TIME.json)"
+    )
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -429,6 +349,53 @@ def _bench(args: argparse.Namespace) -> int:
         command=command,
     )
     return 0
+
+
+def _add_sweep_parser(sub: argparse._SubParsersAction) -> None:
+    """``sweep``: the grid, its seeds and variants, where it runs (here or Slurm) and the Slurm resources."""
+    p = sub.add_parser(
+        "sweep",
+        help="run an ablation grid (skips configs already in the results registry, resumes interrupted runs)",
+    )
+    p.add_argument(
+        "grid",
+        nargs="?",
+        help="rampup | backbone | prompts | prompt-type | labels | peft | tokens | fidelity",
+    )
+    p.add_argument("--preset", default="quick", choices=list(C.PRESETS), help=f"{_PRESETS} (default quick)")
+    p.add_argument("--seeds", default="0", help="comma-separated training seeds (default 0)")
+    p.add_argument("--method", help="method whose ablation it is (default sc-sam)")
+    p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=[])
+    p.add_argument("--out", help="folder of the sweep's runs and registry (default runs/sweeps)")
+    p.add_argument(
+        "--splits", action="store_true", help="each seed also draws its own labeled split (data.split_seed)"
+    )
+    p.add_argument("--variants", help="comma-separated variant labels to keep (default: all); see --list")
+    p.add_argument("--dry-run", action="store_true", help="print what would run")
+    p.add_argument(
+        "--launcher",
+        default="local",
+        choices=["local", "slurm", "submitit-local"],
+        help="local: here, one run after the other (default); slurm: one job per missing run through submitit "
+        "(returns once submitted); submitit-local: the same jobs as local processes",
+    )
+    p.add_argument("--status", action="store_true", help="what each run is: done, running, failed (log tail)")
+    p.add_argument("--wait", action="store_true", help="slurm/submitit-local: wait until the jobs end")
+    p.add_argument("--partition", help="slurm: partition (default: the cluster's)")
+    p.add_argument("--gpus", type=int, default=1, help="slurm: GPUs per job (default 1)")
+    p.add_argument("--cpus", type=int, default=4, help="slurm: CPUs per job (default 4)")
+    p.add_argument("--mem-gb", type=int, default=16, help="slurm: memory per job in GB (default 16)")
+    p.add_argument(
+        "--time-min",
+        type=int,
+        default=240,
+        help="slurm: time limit per job in minutes (default 240); a job cut off is requeued and resumes",
+    )
+    p.add_argument(
+        "--array-parallelism", type=int, default=8, help="slurm: jobs of the sweep at once (default 8)"
+    )
+    p.add_argument("--account", help="slurm: account to charge")
+    p.add_argument("--list", action="store_true", help="list the grids and their variants")
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -484,6 +451,20 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_notebooks_parser(sub: argparse._SubParsersAction) -> None:
+    """``notebooks``: the profile and which notebooks to execute, and where they are written."""
+    p = sub.add_parser(
+        "notebooks",
+        help="run the course notebooks 01-05 in order (papermill) and write them with a summary",
+    )
+    p.add_argument("--profile", default="quick", choices=list(C.PRESETS), help=f"{_PRESETS} (default quick)")
+    p.add_argument("--data-root", help="folder holding the real datasets (default: $SCSAM_DATA_ROOT)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/notebooks", help="where executed notebooks, runs and summary go")
+    p.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks, e.g. --only 01 03")
+    p.add_argument("--notebooks", help="folder of the notebooks (default: the repository's notebooks/)")
+
+
 def _notebooks(args: argparse.Namespace) -> int:
     from .runall import run_notebooks
 
@@ -496,6 +477,26 @@ def _notebooks(args: argparse.Namespace) -> int:
         only=args.only,
     )
     return 0
+
+
+def _add_reference_parser(sub: argparse._SubParsersAction) -> None:
+    """``reference``: an action on the committed reference runs and what it needs."""
+    p = sub.add_parser(
+        "reference",
+        help="the reference runs committed with the package: list, check, export, re-run",
+        description="Reference runs are the project's own finished runs, committed with their records (and, for "
+        "the runs the notebooks load, fp16 weights of the parts that train) so a notebook can load them instead "
+        "of training.",
+    )
+    p.add_argument("action", choices=["list", "check", "export", "rerun"])
+    p.add_argument(
+        "name", nargs="?", help="a reference run, e.g. lab/sc-sam-s0 (export: the name to give it)"
+    )
+    p.add_argument("--run", help="export: the finished run directory to export")
+    p.add_argument("--no-weights", action="store_true", help="export: records only")
+    p.add_argument("--no-probes", action="store_true", help="export: leave sc-sam's probe snapshots out")
+    p.add_argument("--out", help="rerun: the run directory to train into")
+    p.add_argument("--root", help="folder of reference runs (default: the package's)")
 
 
 def _reference(args: argparse.Namespace) -> int:
@@ -533,6 +534,20 @@ def _reference(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_results_parser(sub: argparse._SubParsersAction) -> None:
+    """``results``: where the results page (and the README's table) is written or checked."""
+    p = sub.add_parser(
+        "results",
+        help="render the results page (docs/results.md) from the reference runs' records",
+    )
+    p.add_argument("--write", metavar="PATH", help="write the page there (default: print it)")
+    p.add_argument("--check", metavar="PATH", help="fail when the page at PATH differs from the records")
+    p.add_argument(
+        "--readme", metavar="README", help="also write (or with --check, check) its short results table"
+    )
+    p.add_argument("--root", help="folder of reference runs (default: the package's)")
+
+
 def _results(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -564,12 +579,37 @@ def _results(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_download_parser(sub: argparse._SubParsersAction) -> None:
+    """``download``: a dataset or checkpoint and where it goes; the epilog lists the sources."""
+    from .download import help_text
+
+    p = sub.add_parser(
+        "download",
+        help="download a dataset or SAM checkpoint (sha256 checked, resumable)",
+        epilog=help_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("name", help="kvasir-seg | cvc-clinicdb | promise12 | sam-vit-b | sam-vit-l | sam-vit-h")
+    p.add_argument(
+        "--root",
+        help="where to put it (datasets default to $SCSAM_DATA_ROOT, checkpoints to $SCSAM_CHECKPOINT_DIR)",
+    )
+    p.add_argument("--source", help="official | kaggle | zenodo (default: the dataset's own)")
+    p.add_argument("--force", action="store_true", help="download again even if a complete copy is there")
+
+
 def _download(args: argparse.Namespace) -> int:
     from .download import download
 
     path = download(args.name, args.root, source=args.source, force=args.force)
     print(f"ready: {path}")
     return 0
+
+
+def _add_datasets_parser(sub: argparse._SubParsersAction) -> None:
+    """``datasets``: the data root to look in."""
+    p = sub.add_parser("datasets", help="list the datasets and where each is found")
+    p.add_argument("--data-root", help="folder holding the datasets (default: $SCSAM_DATA_ROOT)")
 
 
 def _datasets(args: argparse.Namespace) -> int:
@@ -591,6 +631,14 @@ def _datasets(args: argparse.Namespace) -> int:
         )
         print(f"  {name:20s} {spec.description}\n  {'':20s} {where}")
     return 0
+
+
+def _add_config_parser(sub: argparse._SubParsersAction) -> None:
+    """``config``: the preset and overrides to print, or the list of what exists."""
+    p = sub.add_parser("config", help="print a preset's full config (what a run would use)")
+    p.add_argument("--preset", default="quick", choices=list(C.PRESETS), help=f"{_PRESETS} (default quick)")
+    p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=[])
+    p.add_argument("--list", action="store_true", help="list presets, methods and config keys")
 
 
 def _config(args: argparse.Namespace) -> int:

@@ -2,8 +2,9 @@
 
 One place for platform behaviour, so every notebook gets the same help:
 
-- no GPU: :func:`gpu_hint` says in one line how to turn one on, and :func:`profile_for` falls back to the quick
-  profile instead of starting a GPU-sized run that would take hours on the CPU;
+- no GPU: :func:`profile_for` falls back to the quick profile instead of starting a GPU-sized run that would
+  take hours on the CPU, and says how to turn one on (:func:`~scsam_lite.runtime.gpu_hint`, which ``setup()``
+  prints too);
 - a Colab runtime that disconnects loses ``/content``: :func:`persistent_runs_dir` puts run folders (and their
   ``last.pt``, from which ``train(..., resume=True)`` resumes) on Google Drive when asked to;
 - Kaggle keeps only ``/kaggle/working`` as the notebook's output: run folders go there;
@@ -16,36 +17,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .config import PRESETS, DataConfig
 from .errors import ConfigError, ScsamError
 from .paths import detect_platform
 from .registry import unknown_name
-
-if TYPE_CHECKING:
-    from .runtime import Runtime
+from .runtime import Runtime, gpu_hint
 
 #: Kaggle's writable folder, kept as the notebook's output after *Save & Run All*.
 KAGGLE_WORKING = Path("/kaggle/working")
 #: Where Colab mounts Google Drive; the user's files are in ``<DRIVE_MOUNT>/MyDrive``.
 DRIVE_MOUNT = Path("/content/drive")
-
-_GPU_HINTS = {
-    "colab": "no GPU in this Colab runtime: Runtime > Change runtime type > T4 GPU, then run the notebook again",
-    "kaggle": (
-        "no GPU in this Kaggle session: Settings > Accelerator > GPU T4 x2 "
-        "(GPUs and internet need a phone-verified Kaggle account)"
-    ),
-    "local": "no CUDA GPU found: runs go to the CPU",
-}
-
-
-def gpu_hint(platform: str) -> str:
-    """One line on how to get a GPU on ``platform`` (``"colab"``, ``"kaggle"`` or ``"local"``)."""
-    if platform not in _GPU_HINTS:
-        raise unknown_name("platform", platform, list(_GPU_HINTS))
-    return _GPU_HINTS[platform]
 
 
 def profile_for(profile: str, rt: Runtime) -> str:

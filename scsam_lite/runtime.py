@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from .errors import DeviceError
-from .hosted import gpu_hint
 from .paths import detect_platform
+from .registry import unknown_name
 
 
 @dataclass
@@ -59,6 +59,24 @@ class Runtime:
             f"seed:     {self.seed}{' (deterministic)' if self.deterministic else ''}\n"
             f"versions: {vers}"
         )
+
+
+#: how to turn a GPU on, by platform: printed by setup() on a hosted CPU, and by hosted.profile_for
+_GPU_HINTS = {
+    "colab": "no GPU in this Colab runtime: Runtime > Change runtime type > T4 GPU, then run the notebook again",
+    "kaggle": (
+        "no GPU in this Kaggle session: Settings > Accelerator > GPU T4 x2 "
+        "(GPUs and internet need a phone-verified Kaggle account)"
+    ),
+    "local": "no CUDA GPU found: runs go to the CPU",
+}
+
+
+def gpu_hint(platform: str) -> str:
+    """One line on how to get a GPU on ``platform`` (``"colab"``, ``"kaggle"`` or ``"local"``)."""
+    if platform not in _GPU_HINTS:
+        raise unknown_name("platform", platform, list(_GPU_HINTS))
+    return _GPU_HINTS[platform]
 
 
 def pick_device(device: str | torch.device = "auto") -> torch.device:

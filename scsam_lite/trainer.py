@@ -16,6 +16,7 @@ import random
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -242,6 +243,33 @@ _WRITE_ERRORS = {
 }
 
 
+@dataclass
+class _Training:
+    """What every piece of one training run works with, built once before step 1."""
+
+    run: RunDir
+    cfg: C.Config
+    rt: Runtime
+    data: SegData
+    split: LabelSplit
+    method: Method
+    batches: TwoStreamBatches
+    verbose: bool
+
+
+@dataclass
+class _Progress:
+    """What the loop carries from step to step, and what ``last.pt`` keeps of it for a resume."""
+
+    step: int
+    best_val: float
+    best_step: int
+    #: models chosen on their own validation Dice -> (their best Dice, its step)
+    best_own: dict[str, tuple[float, int]]
+    #: seconds spent in the loops of earlier, interrupted processes (0 for a fresh run)
+    elapsed: float
+
+
 def _train_in(
     run: RunDir,
     cfg: C.Config,
@@ -252,7 +280,7 @@ def _train_in(
     command: str | None,
     stop_after: int | None,
 ) -> TrainResult:
-    """:func:`train` once it holds the run folder's lock."""
+    """:func:`train` once it holds the run folder's lock: set up, start or resume, the loop, the test."""
     resuming = resume and run.last_path.is_file()
     state = _resume_state(run) if resuming else {}
     if resuming:
@@ -265,164 +293,220 @@ def _train_in(
         verbose=verbose,
     )
     data, split, method, batches = build_training(cfg, rt)
+    tr = _Training(run, cfg, rt, data, split, method, batches, verbose)
     if verbose:
-        print(data.summary())
-        print(split.description)
-        for name, model in method.models.items():
-            total = sum(p.numel() for p in model.parameters())
-            trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-            shown = (
-                f", {trainable / 1e6:.3f} M trainable"
-                if name in method.optimizers and trainable < total
-                else ""
-            )
-            print(f"{name}: {type(model).__name__}, {total / 1e6:.2f} M parameters{shown}")
-            if hasattr(model, "image_encoder") and name in method.optimizers:
-                from .generalist.peft import format_trainable_table, trainable_table
-
-                print(format_trainable_table(trainable_table(model)))
-
-    step, best_val, best_step, elapsed = 0, -1.0, 0, 0.0
-    own = dict.fromkeys([*method.own_best_saved, *method.separately_selected()])
-    best_own: dict[str, tuple[float, int]] = {m: (-1.0, 0) for m in own}
-    if resuming:
-        method.load_state_dict(state["method"])
-        step, best_val, best_step = state["step"], state["best_val"], state["best_step"]
-        best_own.update({m: tuple(v) for m, v in state.get("best_own", {}).items() if m in best_own})
-        elapsed = state.get("elapsed_s", 0.0)
-        _set_rng_state(state["rng"])
-        run.truncate_history(step)
-        if verbose:
-            print(f"resumed from {run.last_path} at step {step}")
-    else:
-        run.history_path.unlink(missing_ok=True)
-        write_json(
-            run.config_path,
-            {
-                "config": cfg.to_dict(),
-                "config_hash": C.config_hash(cfg),
-                "command": command or " ".join(sys.argv),
-                "label_split": split.description,
-                "data": data.summary(),
-                "runtime": rt.as_dict(),
-                "provenance": provenance(),
-            },
-        )
-
-    already_finished = resuming and step >= cfg.train.iterations and run.metrics_path.is_file()
+        _print_setup(tr)
+    progress = _start_or_resume(tr, state, command)
+    total = cfg.train.iterations
+    already_finished = resuming and progress.step >= total and run.metrics_path.is_file()
     if already_finished:
         print(f"{run.path} has already finished with these settings: reusing it, not retraining")
-    total = cfg.train.iterations
-    end = total if stop_after is None else min(total, step + stop_after)
+    end = total if stop_after is None else min(total, progress.step + stop_after)
     probe = _prober(method, data, split, run, cfg)
     if not resuming:
         probe(0)
-    bar = use_bar()
-    pbar = tqdm(total=total, initial=step, desc=cfg.train.method, disable=not bar, dynamic_ncols=True)
-    method.train(True)
-    t_loop = time.perf_counter()
-    losses: dict[str, float] = {}
-    try:
-        while step < end:
-            method.set_lr_factor(lr_factor(cfg.train.lr_schedule, step, total))
-            losses = method.train_step(batches.batch(step), step)
-            step += 1
-            pbar.update(1)
-            if step % cfg.train.val_every == 0 or step == total:
-                val = validate(method, data, "val", cfg.train.eval_batch_size)
-                score = val[method.selection_model]
-                if score >= best_val:  # ties go to the later, longer-trained checkpoint
-                    best_val, best_step = score, step
-                    save_checkpoint(run.best_path, {"method": method.state_dict(), "step": step, "val": val})
-                for name, (own_val, _) in best_own.items():  # models chosen on their own validation Dice
-                    if val[name] >= own_val:
-                        best_own[name] = (val[name], step)
-                        own_state = {
-                            "models": {name: model_state(method.models[name])},
-                            "step": step,
-                            "val": val,
-                        }
-                        save_checkpoint(run.best_model_path(name), own_state)
-                now = elapsed + time.perf_counter() - t_loop
-                lr = next(iter(method.optimizers.values())).param_groups[0]["lr"]
-                record = {"step": step, "time_s": round(now, 2), "lr": lr, **losses, "val_dice": val}
-                record.update(_validation_extras(method, data, split, cfg.train.eval_batch_size))
-                run.log(record)
-                save_checkpoint(
-                    run.last_path,
-                    {
-                        "method": method.state_dict(),
-                        "config": cfg.to_dict(),
-                        "step": step,
-                        "best_val": best_val,
-                        "best_step": best_step,
-                        "best_own": {m: list(v) for m, v in best_own.items()},
-                        "elapsed_s": now,
-                        "rng": _rng_state(),
-                    },
-                )
-                probe(step)
-                text = " ".join(f"{k} {v:.3f}" for k, v in val.items())
-                if bar:
-                    pbar.set_postfix_str(f"loss {losses.get('loss', float('nan')):.3f} val dice {text}")
-                elif verbose:
-                    print(
-                        f"step {step}/{total}  loss {losses.get('loss', float('nan')):.4f}  val dice {text}",
-                        flush=True,
-                    )
-    finally:
-        pbar.close()
-
-    wall = elapsed + time.perf_counter() - t_loop
+    wall = _loop(tr, progress, end, probe)
     metrics: dict[str, dict[str, float]] = {}
-
-    def row(metrics: dict[str, dict[str, float]]) -> dict[str, Any]:
-        """The run's row in the results registry."""
-        return {
-            "run_dir": str(run.path.resolve()),
-            "config_hash": C.config_hash(cfg),
-            "method": cfg.train.method,
-            "dataset": cfg.data.dataset,
-            "labeled": cfg.data.labeled,
-            "label_split": split.description,
-            "preset": cfg.preset,
-            "seed": cfg.train.seed,
-            "iterations": total,
-            "best_step": best_step,
-            **{f"best_step_{m}": v[1] for m, v in best_own.items()},
-            "val_dice": best_val,
-            "metrics": metrics,
-            "device": rt.gpu_name or str(rt.device),
-            "host": platform.node(),
-            # all of it: the loops of earlier, interrupted processes (resumed runs) and all of this one
-            "wall_time_s": round(elapsed + time.perf_counter() - t0, 1),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }
-
-    if step >= total:
+    if progress.step >= total:
         load_best(method, run, rt.device)
         if already_finished:
             metrics = read_json(run.metrics_path)
             # killed between metrics.json and its registry row: registered now, once
-            if append_result(results_registry(run.path), row(metrics)) and verbose:
+            row = _registry_row(tr, progress, metrics, t0)
+            if append_result(results_registry(run.path), row) and verbose:
                 print(f"registered the finished run in {results_registry(run.path)}")
-            return TrainResult(run.path, metrics, best_step, best_val, wall, method, data, split)
-        preds = predict_split(method, data, data.splits["test"], cfg.train.eval_batch_size)
-        items = score_items(preds, data, "test")
-        metrics = summarize_items(items)
-        if data.is_volumetric:  # also slice by slice in 2D, to be put next to the reference's numbers
-            slices = score_items(preds, data, "test", unit="slice")
-            write_item_metrics(run.slices_items_path, slices)
-            write_json(run.slices_metrics_path, summarize_items(slices))
-        write_item_metrics(run.items_path, items)
-        write_json(run.metrics_path, metrics)
-        record = run.read_config()  # the run's cost, beside its command and machine
-        record.update(wall_time_s=row(metrics)["wall_time_s"], finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
-        write_json(run.config_path, record)
-        append_result(results_registry(run.path), row(metrics))
-        if verbose:
-            print(format_metrics(metrics, f"test metrics (best step {best_step}, val dice {best_val:.4f})"))
-    return TrainResult(run.path, metrics, best_step, best_val, wall, method, data, split)
+        else:
+            metrics = _test_chosen_weights(tr)
+            _record_finished(tr, progress, metrics, t0)
+    return TrainResult(run.path, metrics, progress.best_step, progress.best_val, wall, method, data, split)
+
+
+def _print_setup(tr: _Training) -> None:
+    """The data, the split and each model's size (with PEFT's table of what trains in SAM) for the student."""
+    print(tr.data.summary())
+    print(tr.split.description)
+    method = tr.method
+    for name, model in method.models.items():
+        total = sum(p.numel() for p in model.parameters())
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        shown = (
+            f", {trainable / 1e6:.3f} M trainable" if name in method.optimizers and trainable < total else ""
+        )
+        print(f"{name}: {type(model).__name__}, {total / 1e6:.2f} M parameters{shown}")
+        if hasattr(model, "image_encoder") and name in method.optimizers:
+            from .generalist.peft import format_trainable_table, trainable_table
+
+            print(format_trainable_table(trainable_table(model)))
+
+
+def _start_or_resume(tr: _Training, state: dict[str, Any], command: str | None) -> _Progress:
+    """Resume from ``state`` (``last.pt``: weights, optimisers, counters, RNG states; the history cut back to
+    its step), or with no state start afresh: an empty history and a config.json of how the run was made."""
+    own = dict.fromkeys([*tr.method.own_best_saved, *tr.method.separately_selected()])
+    progress = _Progress(
+        step=0, best_val=-1.0, best_step=0, best_own={m: (-1.0, 0) for m in own}, elapsed=0.0
+    )
+    run = tr.run
+    if state:
+        tr.method.load_state_dict(state["method"])
+        progress.step, progress.best_val, progress.best_step = (
+            state["step"],
+            state["best_val"],
+            state["best_step"],
+        )
+        saved_own = state.get("best_own", {}).items()
+        progress.best_own.update({m: tuple(v) for m, v in saved_own if m in progress.best_own})
+        progress.elapsed = state.get("elapsed_s", 0.0)
+        _set_rng_state(state["rng"])
+        run.truncate_history(progress.step)
+        if tr.verbose:
+            print(f"resumed from {run.last_path} at step {progress.step}")
+        return progress
+    run.history_path.unlink(missing_ok=True)
+    write_json(
+        run.config_path,
+        {
+            "config": tr.cfg.to_dict(),
+            "config_hash": C.config_hash(tr.cfg),
+            "command": command or " ".join(sys.argv),
+            "label_split": tr.split.description,
+            "data": tr.data.summary(),
+            "runtime": tr.rt.as_dict(),
+            "provenance": provenance(),
+        },
+    )
+    return progress
+
+
+def _loop(tr: _Training, progress: _Progress, end: int, probe: Callable[[int], None]) -> float:
+    """Train until step ``end``, validating and checkpointing every ``val_every`` steps and at the last;
+    returns the seconds the run has trained, the loops of earlier processes included."""
+    cfg, method, total = tr.cfg, tr.method, tr.cfg.train.iterations
+    bar = use_bar()
+    pbar = tqdm(
+        total=total, initial=progress.step, desc=cfg.train.method, disable=not bar, dynamic_ncols=True
+    )
+    method.train(True)
+    t_loop = time.perf_counter()
+    try:
+        while progress.step < end:
+            method.set_lr_factor(lr_factor(cfg.train.lr_schedule, progress.step, total))
+            losses = method.train_step(tr.batches.batch(progress.step), progress.step)
+            progress.step += 1
+            pbar.update(1)
+            if progress.step % cfg.train.val_every == 0 or progress.step == total:
+                val = _validate_and_keep_best(tr, progress)
+                now = progress.elapsed + time.perf_counter() - t_loop
+                _log_and_save_last(tr, progress, losses, val, now)
+                probe(progress.step)
+                text = " ".join(f"{k} {v:.3f}" for k, v in val.items())
+                loss = losses.get("loss", float("nan"))
+                if bar:
+                    pbar.set_postfix_str(f"loss {loss:.3f} val dice {text}")
+                elif tr.verbose:
+                    print(f"step {progress.step}/{total}  loss {loss:.4f}  val dice {text}", flush=True)
+    finally:
+        pbar.close()
+    return progress.elapsed + time.perf_counter() - t_loop
+
+
+def _validate_and_keep_best(tr: _Training, progress: _Progress) -> dict[str, float]:
+    """Validate, and save ``best.pt`` (and each separately chosen model's ``best_<name>.pt``) when it did at
+    least as well as before: ties go to the later, longer-trained weights."""
+    method, step = tr.method, progress.step
+    val = validate(method, tr.data, "val", tr.cfg.train.eval_batch_size)
+    score = val[method.selection_model]
+    if score >= progress.best_val:
+        progress.best_val, progress.best_step = score, step
+        save_checkpoint(tr.run.best_path, {"method": method.state_dict(), "step": step, "val": val})
+    for name, (own_val, _) in progress.best_own.items():
+        if val[name] >= own_val:
+            progress.best_own[name] = (val[name], step)
+            own_state = {"models": {name: model_state(method.models[name])}, "step": step, "val": val}
+            save_checkpoint(tr.run.best_model_path(name), own_state)
+    return val
+
+
+def _log_and_save_last(
+    tr: _Training, progress: _Progress, losses: dict[str, float], val: dict[str, float], now: float
+) -> None:
+    """One line of history.jsonl, then ``last.pt``: all a resume needs (RNG states taken after the line)."""
+    method = tr.method
+    lr = next(iter(method.optimizers.values())).param_groups[0]["lr"]
+    record = {"step": progress.step, "time_s": round(now, 2), "lr": lr, **losses, "val_dice": val}
+    record.update(_validation_extras(method, tr.data, tr.split, tr.cfg.train.eval_batch_size))
+    tr.run.log(record)
+    save_checkpoint(
+        tr.run.last_path,
+        {
+            "method": method.state_dict(),
+            "config": tr.cfg.to_dict(),
+            "step": progress.step,
+            "best_val": progress.best_val,
+            "best_step": progress.best_step,
+            "best_own": {m: list(v) for m, v in progress.best_own.items()},
+            "elapsed_s": now,
+            "rng": _rng_state(),
+        },
+    )
+
+
+def _test_chosen_weights(tr: _Training) -> dict[str, dict[str, float]]:
+    """Score the loaded test-time weights on the test split and write metrics.json with its per-image table
+    (and, for volumes, the slice-by-slice 2-D scores, to be put next to the reference's numbers)."""
+    data, run = tr.data, tr.run
+    preds = predict_split(tr.method, data, data.splits["test"], tr.cfg.train.eval_batch_size)
+    items = score_items(preds, data, "test")
+    metrics = summarize_items(items)
+    if data.is_volumetric:
+        slices = score_items(preds, data, "test", unit="slice")
+        write_item_metrics(run.slices_items_path, slices)
+        write_json(run.slices_metrics_path, summarize_items(slices))
+    write_item_metrics(run.items_path, items)
+    write_json(run.metrics_path, metrics)
+    return metrics
+
+
+def _record_finished(
+    tr: _Training, progress: _Progress, metrics: dict[str, dict[str, float]], t0: float
+) -> None:
+    """A finished run's cost goes into its config.json (beside its command and machine) and its row into the
+    results registry; then the test metrics are printed."""
+    row = _registry_row(tr, progress, metrics, t0)
+    record = tr.run.read_config()
+    record.update(wall_time_s=row["wall_time_s"], finished=row["finished"])
+    write_json(tr.run.config_path, record)
+    append_result(results_registry(tr.run.path), row)
+    if tr.verbose:
+        title = f"test metrics (best step {progress.best_step}, val dice {progress.best_val:.4f})"
+        print(format_metrics(metrics, title))
+
+
+def _registry_row(
+    tr: _Training, progress: _Progress, metrics: dict[str, dict[str, float]], t0: float
+) -> dict[str, Any]:
+    """The run's row in the results registry."""
+    cfg = tr.cfg
+    return {
+        "run_dir": str(tr.run.path.resolve()),
+        "config_hash": C.config_hash(cfg),
+        "method": cfg.train.method,
+        "dataset": cfg.data.dataset,
+        "labeled": cfg.data.labeled,
+        "label_split": tr.split.description,
+        "preset": cfg.preset,
+        "seed": cfg.train.seed,
+        "iterations": cfg.train.iterations,
+        "best_step": progress.best_step,
+        **{f"best_step_{m}": v[1] for m, v in progress.best_own.items()},
+        "val_dice": progress.best_val,
+        "metrics": metrics,
+        "device": tr.rt.gpu_name or str(tr.rt.device),
+        "host": platform.node(),
+        # all of it: the loops of earlier, interrupted processes (resumed runs) and all of this one
+        "wall_time_s": round(progress.elapsed + time.perf_counter() - t0, 1),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
 
 
 def load_best(method: Method, run: RunDir, device: torch.device | str, selection: str | None = None) -> None:
