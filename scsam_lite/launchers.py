@@ -22,6 +22,7 @@ from typing import Any
 from . import config as C
 from .errors import ConfigError
 from .runs import RunDir, lock_owner_alive, read_results
+from .slurm_state import slurm_state
 
 LAUNCHERS = ("local", "slurm", "submitit-local")
 #: what a partition or account name may hold: no whitespace, newline, quote or shell character
@@ -142,23 +143,6 @@ def last_jobs(root: Path) -> dict[str, dict[str, Any]]:
                 continue
             out[row["config_hash"]] = row
     return out
-
-
-def slurm_state(job_id: str) -> str | None:
-    """Slurm's state of a job (PENDING, RUNNING, COMPLETED, FAILED, TIMEOUT, ...), None when Slurm cannot say."""
-    import subprocess
-
-    for cmd in (
-        ["squeue", "-h", "-j", job_id, "-o", "%T"],
-        ["sacct", "-n", "-X", "-j", job_id, "-o", "State"],
-    ):
-        try:
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout.split()
-        except (OSError, subprocess.SubprocessError):
-            continue
-        if out:
-            return out[0].rstrip("+")
-    return None
 
 
 def is_running(run_dir: Path, job: dict[str, Any] | None) -> bool:

@@ -28,6 +28,49 @@ class NotebookRun:
     name: str
     seconds: float
     output: str
+    #: the notebook's kernel (with its child processes) at its largest, in GB: what a laptop must hold
+    peak_rss_gb: float | None = None
+
+
+class PeakMemory:
+    """The largest resident memory of this process's children (the notebook kernel and whatever it starts),
+    sampled a few times a second in a thread: papermill's kernel is another process, so this process's own
+    ``ru_maxrss`` would not see it, and ``RUSAGE_CHILDREN`` keeps one maximum for all notebooks together."""
+
+    def __init__(self, every_s: float = 0.2):
+        import threading
+
+        self.every_s, self.peak_bytes = every_s, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _sample(self) -> int:
+        import psutil
+
+        total = 0
+        for child in psutil.Process().children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue  # ended between the listing and the reading
+        return total
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            self.peak_bytes = max(self.peak_bytes, self._sample())
+            self._stop.wait(self.every_s)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def gb(self) -> float:
+        return round(self.peak_bytes / 2**30, 2)
 
 
 def notebooks_dir(path: str | os.PathLike | None = None) -> Path:
@@ -107,24 +150,25 @@ def run_notebooks(
                 print(f"running {path.name} ({profile}) ...", flush=True)
             t0 = time.perf_counter()
             try:
-                pm.execute_notebook(
-                    str(path),
-                    str(target),
-                    parameters={"PROFILE": profile, "SEED": seed},
-                    cwd=str(folder),
-                    progress_bar=verbose,  # one bar of cells per notebook: minutes are never silent
-                    execution_timeout=timeout_s,
-                    kernel_name="python3",
-                )
+                with PeakMemory() as memory:
+                    pm.execute_notebook(
+                        str(path),
+                        str(target),
+                        parameters={"PROFILE": profile, "SEED": seed},
+                        cwd=str(folder),
+                        progress_bar=verbose,  # one bar of cells per notebook: minutes are never silent
+                        execution_timeout=timeout_s,
+                        kernel_name="python3",
+                    )
             except PapermillExecutionError as exc:
                 _write_summary(out, profile, done, failed=path.name)
                 err = _failure(path.name, exc)
                 err.fix += f"; executed copy: {target}"
                 raise err from None
             seconds = time.perf_counter() - t0
-            done.append(NotebookRun(path.name, round(seconds, 1), str(target)))
+            done.append(NotebookRun(path.name, round(seconds, 1), str(target), memory.gb))
             if verbose:
-                print(f"  done in {seconds:.0f} s -> {target}", flush=True)
+                print(f"  done in {seconds:.0f} s, peak memory {memory.gb:.1f} GB -> {target}", flush=True)
     _write_summary(out, profile, done)
     if verbose:
         print((out / "summary.md").read_text())
@@ -165,10 +209,10 @@ def _write_summary(out: Path, profile: str, done: list[NotebookRun], failed: str
     mismatch = profile_mismatch(profile, metrics)
     if mismatch:
         lines += [f"**{mismatch}**", ""]
-    lines += ["| notebook | time (s) |", "| --- | --- |"]
-    lines += [f"| {d.name} | {d.seconds:.0f} |" for d in done]
+    lines += ["| notebook | time (s) | peak memory (GB) |", "| --- | --- | --- |"]
+    lines += [f"| {d.name} | {d.seconds:.0f} | {_gb(d.peak_rss_gb)} |" for d in done]
     if failed:
-        lines.append(f"| {failed} | FAILED |")
+        lines.append(f"| {failed} | FAILED | |")
     if metrics:
         lines += [
             "",
@@ -182,6 +226,10 @@ def _write_summary(out: Path, profile: str, done: list[NotebookRun], failed: str
             for m in metrics
         ]
     atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
+
+
+def _gb(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
 
 
 def _share(labeled: Any) -> str:

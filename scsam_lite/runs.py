@@ -21,40 +21,34 @@ import errno
 import io
 import json
 import os
+import secrets
 import socket
-import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from filelock import FileLock
 
 from .errors import CheckpointError, DataError, TrainingError
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _umask()
+from .slurm_state import slurm_state
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # as open() would create it (mkstemp makes files private, 0600)
-        with os.fdopen(fd, "wb") as f:
+        # "x": a new file with the permissions open() gives (umask), not mkstemp's private 0600; on any system
+        with open(tmp, "xb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 
@@ -248,33 +242,13 @@ class RunDir:
         """Only one process trains into a run folder at a time: ``.lock`` holds the owner's host and pid; a lock
         whose process is gone (killed, rebooted) is taken over."""
         path = self.path / ".lock"
-        me = {"host": socket.gethostname(), "pid": os.getpid()}
-        if os.environ.get("SLURM_JOB_ID"):  # lets a requeued job on another node see that this one is gone
-            me["slurm_job"] = os.environ["SLURM_JOB_ID"]
-        for _ in range(2):
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                try:
-                    owner = json.loads(path.read_text())
-                except (OSError, ValueError):
-                    owner = {}
-                if not _owner_alive(owner):
-                    path.unlink(missing_ok=True)  # stale: its process (or Slurm job) is gone
-                    continue
-                raise TrainingError(
-                    f"another process (pid {owner.get('pid', '?')} on {owner.get('host', '?')}) is training into "
-                    f"{self.path}",
-                    f"wait for it to finish, or choose another --out; if no such process runs, delete {path}",
-                ) from None
-            except OSError as err:
-                if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM) and self.metrics_path.is_file():
-                    yield self  # a finished run in a read-only folder: read, never written
-                    return
-                raise
-            with os.fdopen(fd, "w") as f:
-                f.write(json.dumps(me))
-            break
+        try:
+            self._acquire(path)
+        except OSError as err:
+            if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM) and self.metrics_path.is_file():
+                yield self  # a finished run in a read-only folder: read, never written
+                return
+            raise
         # writes cut short by a kill: we own the folder now, so no one else is writing them
         for orphan in [*self.path.glob(".*.tmp"), *self.checkpoint_dir.glob(".*.tmp")]:
             orphan.unlink(missing_ok=True)
@@ -283,6 +257,61 @@ class RunDir:
         finally:
             path.unlink(missing_ok=True)
 
+    def _acquire(self, path: Path) -> None:
+        """Create the lock, or take over a stale one. Deciding that a lock is stale and replacing it happens under
+        a guard file, one process at a time: two processes that both read the same dead owner would otherwise both
+        remove it, the second removing the first one's fresh lock, and both train."""
+        try:
+            _create_lock(path)
+            return
+        except FileExistsError:
+            pass
+        with FileLock(path.with_name(".lock.guard")):
+            owner = _read_owner(path)
+            if owner is not None:
+                if _owner_alive(owner) or _being_written(path, owner):
+                    raise self._busy(owner, path)
+                path.unlink(missing_ok=True)  # stale: its process (or Slurm job) is gone
+            try:
+                _create_lock(path)
+            except FileExistsError:  # a process that found no lock at all created one meanwhile
+                raise self._busy(_read_owner(path) or {}, path) from None
+
+    def _busy(self, owner: dict[str, Any], path: Path) -> TrainingError:
+        return TrainingError(
+            f"another process (pid {owner.get('pid', '?')} on {owner.get('host', '?')}) is training into "
+            f"{self.path}",
+            f"wait for it to finish, or choose another --out; if no such process runs, delete {path}",
+        )
+
+
+def _create_lock(path: Path) -> None:
+    """Create ``path`` naming this process (FileExistsError if it exists)."""
+    me = {"host": socket.gethostname(), "pid": os.getpid()}
+    if os.environ.get("SLURM_JOB_ID"):  # lets a requeued job on another node see that this one is gone
+        me["slurm_job"] = os.environ["SLURM_JOB_ID"]
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(me))
+
+
+def _read_owner(path: Path) -> dict[str, Any] | None:
+    """The owner a lock names, ``{}`` when it cannot be read, None when there is no lock."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+
+
+def _being_written(path: Path, owner: dict[str, Any]) -> bool:
+    """An empty lock under 10 s old is one whose process has just created it and is writing its name now."""
+    try:
+        return not owner and time.time() - path.stat().st_mtime < 10
+    except OSError:
+        return False
+
 
 def _owner_alive(owner: dict[str, Any]) -> bool:
     """Whether the process that wrote a lock still runs: a pid on this host, or a Slurm job on another node
@@ -290,46 +319,44 @@ def _owner_alive(owner: dict[str, Any]) -> bool:
     if owner.get("host") == socket.gethostname():
         return _alive(owner.get("pid"))
     if owner.get("slurm_job"):
-        from .launchers import slurm_state
-
         return slurm_state(str(owner["slurm_job"])) in ("RUNNING", "COMPLETING", "CONFIGURING")
     return bool(owner)
 
 
 def lock_owner_alive(path: str | os.PathLike) -> bool:
     """Whether a run folder's ``.lock`` at ``path`` is held by a live process (False when there is none)."""
-    try:
-        owner = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return False
-    return _owner_alive(owner)
+    return _owner_alive(_read_owner(Path(path)) or {})
 
 
 def locked_append(path: str | os.PathLike, text: str, check=None) -> bool:
-    """Append ``text`` to a file under an exclusive ``flock`` on ``<path>.lock``, so that concurrent writers
-    (jobs of one sweep on several nodes) neither interleave nor both append what should be there once:
-    ``check(existing_text)`` returning False skips the write. Returns whether it wrote."""
-    import fcntl
-
+    """Append ``text`` to a file under an exclusive lock on ``<path>.lock``, so that concurrent writers (jobs of
+    one sweep on several nodes) neither interleave nor both append what should be there once:
+    ``check(existing_text)`` returning False skips the write. It is asked once before the lock too: what is
+    already there needs no lock file (a finished run in a read-only folder writes nothing). Returns whether it
+    wrote."""
     path = Path(path)
+    if check is not None and path.is_file() and not check(path.read_text()):
+        return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as guard:
-        fcntl.flock(guard, fcntl.LOCK_EX)
-        try:
-            if check is not None and not check(path.read_text() if path.is_file() else ""):
-                return False
-            with open(path, "a") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            return True
-        finally:
-            fcntl.flock(guard, fcntl.LOCK_UN)
+    with FileLock(path.with_name(path.name + ".lock")):
+        if check is not None and not check(path.read_text() if path.is_file() else ""):
+            return False
+        with open(path, "a") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        return True
 
 
 def _alive(pid: Any) -> bool:
+    """Whether a process of this host runs. POSIX asks with signal 0; Windows asks psutil (there
+    ``os.kill(pid, 0)`` would end the process)."""
     if not isinstance(pid, int) or pid <= 0:
         return False
+    if os.name != "posix":
+        import psutil
+
+        return psutil.pid_exists(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -351,19 +378,13 @@ def append_result(registry: str | os.PathLike, row: dict[str, Any]) -> bool:
 
 def remove_result(registry: str | os.PathLike, run_dir: str | os.PathLike) -> None:
     """Drop the row of ``run_dir`` from a results registry (a reference copy replaced by a run trained here)."""
-    import fcntl
-
     registry = Path(registry)
     if not registry.is_file():
         return
     target = str(Path(run_dir).resolve())
-    with open(registry.with_name(registry.name + ".lock"), "a") as guard:
-        fcntl.flock(guard, fcntl.LOCK_EX)
-        try:
-            kept = [r for r in _parse_rows(registry.read_text()) if r.get("run_dir") != target]
-            atomic_write_text(registry, "".join(json.dumps(r, default=str) + "\n" for r in kept))
-        finally:
-            fcntl.flock(guard, fcntl.LOCK_UN)
+    with FileLock(registry.with_name(registry.name + ".lock")):
+        kept = [r for r in _parse_rows(registry.read_text()) if r.get("run_dir") != target]
+        atomic_write_text(registry, "".join(json.dumps(r, default=str) + "\n" for r in kept))
 
 
 def read_results(registry: str | os.PathLike) -> list[dict[str, Any]]:

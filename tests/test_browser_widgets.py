@@ -12,7 +12,7 @@ Debian: ``apt-get install chromium``), or a Chromium that will not start. No bro
 Screenshots land in the test's tmp folder and, with ``SCSAM_SAVE_SCREENSHOTS=DIR``, in ``DIR`` as well (that is how
 ``docs/images/`` is made)::
 
-    SCSAM_SAVE_SCREENSHOTS=docs/images pytest tests/test_browser_widgets.py
+    SCSAM_SAVE_SCREENSHOTS=docs/images pytest -m slow tests/test_browser_widgets.py
 """
 
 from __future__ import annotations

@@ -13,12 +13,14 @@ def run(*args):
     return subprocess.run([sys.executable, "-m", "scsam_lite", *args], capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_help_documents_each_command():
     for cmd in ("train", "evaluate", "compare", "download", "datasets", "config"):
         out = run(cmd, "--help")
         assert out.returncode == 0 and "usage: scsam-lite" in out.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, expected",
     [
@@ -44,6 +46,7 @@ def test_config_lists_and_prints(capsys):
     assert '"iterations": 40000' in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_evaluate_scores_a_run_on_another_dataset_with_that_datasets_embeddings(
     tmp_path, monkeypatch, capsys
 ):
@@ -102,6 +105,40 @@ def test_evaluate_scores_a_run_on_another_dataset_with_that_datasets_embeddings(
     assert "every mask thresholded at 200" in capsys.readouterr().out
     assert main([*args, "--set", "train.lr=0.1"]) == 2
     assert "data.mask_threshold=N only" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_train_on_official_cvc_clinicdb_keeps_each_video_in_one_split(tmp_path, monkeypatch, capsys):
+    """The official CVC-ClinicDB layout (29 videos, anti-aliased .tif masks) trained from the command line: its
+    masks are thresholded, no video is split between train, val and test, and `compare` resamples videos."""
+    from scsam_lite import config as C
+    from scsam_lite import paths
+    from scsam_lite.data import fakes
+    from scsam_lite.runs import RunDir, read_item_groups
+    from scsam_lite.trainer import run_data
+
+    monkeypatch.delenv("SCSAM_DATA_ROOT", raising=False)
+    monkeypatch.setattr(paths, "on_kaggle", lambda: False)
+    monkeypatch.setenv("SCSAM_CACHE_DIR", str(tmp_path / "cache"))
+    fakes.write_cvc_official(tmp_path / "data", sequences=29, frames=2)
+    run = tmp_path / "run"
+    args = ["train", "--preset", "quick", "--method", "unet", "--dataset", "cvc-clinicdb"]
+    args += ["--data-root", str(tmp_path / "data"), "--out", str(run)]
+    for setting in ("train.iterations=2", "train.val_every=2", "data.resolution=32"):
+        args += ["--set", setting]
+    assert main(args) == 0
+    assert "thresholded at 127" in capsys.readouterr().out
+    data = run_data(C.config_from_dict(RunDir(run).read_config()["config"]))
+    splits_of: dict[str, set[str]] = {}
+    for split, index in data.splits.items():
+        for i in index:
+            splits_of.setdefault(data.groups[i], set()).add(split)
+    assert len(splits_of) == 29 and all(len(s) == 1 for s in splits_of.values()), splits_of
+    test = data.splits["test"]
+    assert read_item_groups(run / "metrics_items.csv") == {data.ids[i]: data.groups[i] for i in test}
+    items = str(run / "metrics_items.csv")
+    assert main(["compare", items, items]) == 0
+    assert f"cluster bootstrap over {len({data.groups[i] for i in test})} groups" in capsys.readouterr().out
 
 
 def test_scored_data_root_flag_then_environment_then_the_runs_own(tmp_path, monkeypatch):

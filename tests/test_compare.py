@@ -64,6 +64,7 @@ def test_item_metrics_round_trip(tmp_path):
     }
 
 
+@pytest.mark.slow
 def test_runs_write_per_image_metrics_that_average_to_metrics_json(tmp_path, capsys):
     cfg = C.build_config("quick", {"train.iterations": 10, "train.val_every": 10}, method="unet")
     train(cfg, tmp_path / "short", verbose=False)

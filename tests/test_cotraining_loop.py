@@ -128,6 +128,7 @@ def test_sams_masks_teach_the_unet_and_the_unets_masks_teach_sam(monkeypatch):
     assert out["pseudo_agreement"] == 0.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scale", [0.5, 1.0])
 def test_sams_loss_is_sup_plus_w_times_pseudo_at_two_steps(scale, monkeypatch):
     """loss_sam = sup + w(t) * pseudo with w from the ramp-up formula, recomputed here from SAM's logits."""
@@ -306,6 +307,7 @@ def test_sc_sams_test_prompts_come_from_its_unet_not_the_masks_passed_in(monkeyp
     assert not torch.equal(seen[0], truth)  # an untrained U-Net is not the ground truth
 
 
+@pytest.mark.slow
 def test_the_mean_teacher_is_an_ema_of_the_student():
     """After a step the teacher equals alpha * its old weights + (1 - alpha) * the student's new ones, with SSL4MIS's
     alpha = min(1 - 1/(step + 1), ema_decay); an EMA stuck at alpha = 1 (a teacher that never moves) fails."""
@@ -321,6 +323,7 @@ def test_the_mean_teacher_is_an_ema_of_the_student():
         assert moved, f"the teacher did not move at step {step}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step", [3, 40])
 def test_the_mean_teachers_losses_equal_their_formulas(step):
     """One mean-teacher step against the loss written out here: CE + Dice on the labeled images, plus
@@ -370,6 +373,7 @@ def test_a_non_finite_loss_stops_the_run_naming_its_step():
     assert all(torch.equal(p, b) for p, b in zip(method.unet.parameters(), before, strict=True))
 
 
+@pytest.mark.slow
 def test_the_paper_preset_is_the_reference_step_and_trains_end_to_end(tmp_path):
     from scsam_lite.trainer import train
 
@@ -405,6 +409,7 @@ def test_the_paper_preset_is_the_reference_step_and_trains_end_to_end(tmp_path):
     assert all(0.0 <= m["dice"] <= 1.0 for m in res.metrics.values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["joint", "separate"])
 def test_tested_weights_come_from_the_chosen_checkpoints(mode, tmp_path):
     """separate (the reference): the U-Net tested is the one from its own best validation step; joint: SAM's."""

@@ -599,6 +599,7 @@ def test_kaggle_download_checks_structure_and_records_the_observed_sha(
         download("cvc-clinicdb", tmp_path / "other", progress=False)
 
 
+@pytest.mark.slow
 def test_import_does_not_import_kaggle(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
     env["HOME"] = str(tmp_path)

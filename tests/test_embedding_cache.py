@@ -222,6 +222,7 @@ def _sc_sam_with_a_batch(tmp_path):
     return data, method, batch, torch.cat([batch.labeled_image, batch.unlabeled_image])
 
 
+@pytest.mark.slow
 def test_sc_sam_with_stored_embeddings_keeps_the_two_frames_apart(tmp_path, monkeypatch):
     data, method, batch, images = _sc_sam_with_a_batch(tmp_path)
     with torch.no_grad():
@@ -262,6 +263,7 @@ def test_the_look_at_un_augmented_images_is_no_training_pass(tmp_path):
     assert method.unet.training  # and the U-Net is back in train mode for its own step
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["peft-sam", "sc-sam"])
 def test_sam_methods_train_and_evaluate_from_stored_embeddings(method, tmp_path, monkeypatch):
     cfg = _cached_cfg(tmp_path, **{"train.method": method})

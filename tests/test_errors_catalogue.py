@@ -48,6 +48,7 @@ def test_compare_with_no_bootstrap_or_a_malformed_csv_is_one_line(tmp_path, caps
     assert "not a per-item metrics file" in _one_line_error(capsys)
 
 
+@pytest.mark.slow
 def test_a_damaged_or_wrong_last_checkpoint_is_one_line(tmp_path, capsys):
     cfg = C.build_config("quick", {"train.iterations": 4, "train.val_every": 2, "data.resolution": 64})
     run = tmp_path / "run"
@@ -71,6 +72,7 @@ def test_a_bogus_device_or_precision_is_one_line_and_writes_nothing(setting, tmp
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_an_edited_config_json_is_refused_on_resume_with_the_keys(tmp_path, capsys):
     """config.json edited in a half-finished run (more labels, another rate) is refused, not trained on."""
     cfg = C.build_config("quick", {"train.iterations": 4, "train.val_every": 2, "data.resolution": 64})
@@ -88,6 +90,7 @@ def test_an_edited_config_json_is_refused_on_resume_with_the_keys(tmp_path, caps
     assert "is damaged" in _one_line_error(capsys)
 
 
+@pytest.mark.slow
 def test_the_nan_stop_does_not_advise_a_resume_that_would_be_refused(tmp_path):
     from scsam_lite.errors import TrainingError
 
@@ -118,6 +121,7 @@ def test_one_process_at_a_time_in_a_run_folder_and_stale_locks_are_taken_over(tm
         pass
 
 
+@pytest.mark.slow
 def test_a_finished_run_missing_from_the_registry_is_registered_once(tmp_path):
     from scsam_lite.runs import read_results
 
@@ -132,6 +136,7 @@ def test_a_finished_run_missing_from_the_registry_is_registered_once(tmp_path):
     assert len(rows) == 1 and rows[0]["run_dir"] == str((tmp_path / "run").resolve())
 
 
+@pytest.mark.slow
 def test_a_cut_off_last_history_line_is_left_out_and_the_run_resumes(tmp_path):
     from scsam_lite.errors import DataError
     from scsam_lite.runs import RunDir
@@ -149,6 +154,7 @@ def test_a_cut_off_last_history_line_is_left_out_and_the_run_resumes(tmp_path):
         run.history()
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_and_a_finished_read_only_run_still_resumes(tmp_path, capsys, monkeypatch):
     import errno
     import os
@@ -188,6 +194,7 @@ def test_a_full_disk_is_one_line_and_a_finished_read_only_run_still_resumes(tmp_
     assert "Read-only file system" in _one_line_error(capsys)
 
 
+@pytest.mark.slow
 def test_written_files_are_not_private_and_orphan_temporaries_are_cleared(tmp_path):
     import os
     import stat

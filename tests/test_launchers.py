@@ -37,6 +37,7 @@ def _wait_for(condition, timeout=240.0, every=0.5):
     return False
 
 
+@pytest.mark.slow
 def test_a_killed_job_resumes_when_the_sweep_is_issued_again(tmp_path):
     kw = dict(preset="quick", seeds=(0,), overrides=TINY, out=tmp_path, verbose=False, **GRID)
     runs = plan(preset="quick", seeds=(0,), overrides=TINY, out=tmp_path, **GRID)
@@ -73,6 +74,7 @@ def _sets():
     return [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
 
 
+@pytest.mark.slow
 def test_a_running_config_is_not_submitted_twice(tmp_path, capsys):
     short = {**TINY, "train.iterations": 100, "train.val_every": 50}  # nothing is interrupted here
     runs = plan(preset="quick", seeds=(0,), overrides=short, out=tmp_path, **GRID)
@@ -88,6 +90,7 @@ def test_a_running_config_is_not_submitted_twice(tmp_path, capsys):
     assert status[runs[0].config_hash] == "running"
 
 
+@pytest.mark.slow
 def test_a_failed_job_shows_its_log_tail(tmp_path):
     runs = plan(preset="quick", overrides={**TINY, "specialist.name": "nope"}, out=tmp_path, **GRID)
     jobs = L.submit(runs[:1], "submitit-local", tmp_path, L.SlurmOptions(), "pytest")
@@ -158,6 +161,7 @@ def _slurm_job(run_dir):
     return next(j for j in jobs.values() if j["run_dir"] == str(run_dir))
 
 
+@pytest.mark.slow
 def test_on_a_real_slurm_a_preempted_job_requeues_itself_and_a_cancelled_one_resumes(slurm, tmp_path):
     """submitit's checkpoint hook (USR2, as Slurm sends before a time limit or a preemption) requeues the job, which
     resumes from last.pt; a job cancelled outright is resubmitted by the next sweep and resumes too."""

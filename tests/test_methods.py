@@ -35,6 +35,7 @@ def test_every_backbone_maps_images_to_logits(name):
         assert net(torch.rand(1, 1, 64, 64)).shape == (1, 2, 64, 64)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["mean-teacher", "entropy-min"])
 def test_semi_supervised_methods_train_and_record_their_terms(method, tmp_path):
     cfg = C.build_config(
@@ -47,6 +48,7 @@ def test_semi_supervised_methods_train_and_record_their_terms(method, tmp_path):
     assert 0 <= result.metrics["unet"]["dice"] <= 1
 
 
+@pytest.mark.slow
 def test_mean_teacher_teacher_follows_the_student(tmp_path):
     cfg = C.build_config(
         "quick", {"train.method": "mean-teacher", "train.iterations": "4", "train.val_every": "4"}

@@ -3,7 +3,7 @@
 The order (see notebooks/README.md): a title with Colab and Kaggle badges; an install cell that only acts on
 hosted platforms; one ``parameters``-tagged cell whose values come from environment variables; a
 ``scsam_lite.setup(...)`` call; the content; "Exercises" last. Outputs are only kept for ``# NBVAL_CHECK_OUTPUT``
-cells, whose expected output nbval compares. Running the notebooks is nbval's job: ``pytest --nbval-lax notebooks/``.
+cells, whose expected output nbval compares. Running the notebooks is nbval's job: ``pytest -m slow notebooks/``.
 """
 
 from __future__ import annotations

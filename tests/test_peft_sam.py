@@ -29,6 +29,7 @@ def _cfg(**over) -> C.Config:
     return C.build_config("quick", {**base, **over}, method="peft-sam")
 
 
+@pytest.mark.slow
 def test_peft_sam_trains_and_evaluates_sam(tmp_path):
     res = train(_cfg(), tmp_path / "run", verbose=False)
     assert set(res.metrics) == {"sam"} and 0.0 <= res.metrics["sam"]["dice"] <= 1.0
@@ -91,6 +92,7 @@ def test_pretrained_models_checkpoint_only_what_trains():
     assert set(model_state(g)) == set(g.state_dict())  # random weights cannot be rebuilt: keep them all
 
 
+@pytest.mark.slow
 def test_bench_times_fast_and_stock_paths(tmp_path, capsys):
     cfg = C.build_config("quick", method="peft-sam")
     stock = path_config(cfg, "stock")
@@ -109,6 +111,7 @@ def test_bench_times_fast_and_stock_paths(tmp_path, capsys):
     assert "speed-up of fast over stock" in format_bench(res)
 
 
+@pytest.mark.slow
 def test_bench_cli_times_the_decoder_before_and_after_with_stored_embeddings(tmp_path, capsys, monkeypatch):
     """`--path fast,stock-decoder,stock-allocator,stock-cpu`: the co-training step with segment-anything's decoder
     and with the fast one, with glibc's default allocator, and with neither speed-up, in one call; only the timed
@@ -136,6 +139,7 @@ def test_bench_cli_times_the_decoder_before_and_after_with_stored_embeddings(tmp
     assert "unknown benchmark path 'warp'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bench_cli_unet(tmp_path, capsys):
     assert (
         main(
@@ -181,6 +185,7 @@ def test_peft_sam_with_random_vit_b_architecture_runs_a_step(tmp_path):
     assert adapted == {"10", "11"}  # "last2" of ViT-B's 12 blocks
 
 
+@pytest.mark.slow
 def test_peft_sam_evaluated_with_unet_prompts(tmp_path, capsys):
     """issue 4: PEFT-SAM is also evaluated with prompts from a U-Net's predictions instead of the ground truth."""
     train(_cfg(), tmp_path / "sam", verbose=False)
@@ -208,6 +213,7 @@ def test_peft_sam_evaluated_with_unet_prompts(tmp_path, capsys):
     assert "other data" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bench_rounds_alternate_paths_and_report_the_median(tmp_path):
     cfg = C.build_config("quick", method="unet")
     res = bench(
@@ -219,6 +225,7 @@ def test_bench_rounds_alternate_paths_and_report_the_median(tmp_path):
         assert row["ms_per_step"] == mine[1]
 
 
+@pytest.mark.slow
 def test_bench_counts_the_work_of_a_step_and_the_two_pass_decoder_doubles_its_share(tmp_path):
     """The counted FLOPs are the step's own: SAM's two-pass output runs the mask decoder twice, so its step counts
     more work than the one-pass step of the same config, and the floor line uses the measured matmul rate."""

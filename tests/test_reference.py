@@ -43,6 +43,7 @@ def exported(tmp_path_factory):
     return base, root
 
 
+@pytest.mark.slow
 def test_export_keeps_records_probes_and_fp16_trainable_weights(exported):
     _, root = exported
     ref = R.get_reference("quick/sc-sam-s0", root)
@@ -65,6 +66,7 @@ def test_export_keeps_records_probes_and_fp16_trainable_weights(exported):
     assert prov["machine"] and "wall_time_s" in ref.record and ref.record["command"] == "pytest sc-sam"
 
 
+@pytest.mark.slow
 def test_records_are_consistent_and_a_tampered_record_is_caught(exported, tmp_path):
     _, root = exported
     for ref in R.reference_runs(root):
@@ -85,6 +87,7 @@ def test_records_are_consistent_and_a_tampered_record_is_caught(exported, tmp_pa
     assert main(["reference", "check", "--root", str(root)]) == 0
 
 
+@pytest.mark.slow
 def test_a_matching_config_loads_the_reference_run_instead_of_training(
     exported, tmp_path, capsys, monkeypatch
 ):
@@ -127,6 +130,7 @@ def test_the_hash_of_a_baseline_ignores_the_co_training_settings():
     assert C.config_hash(c) != C.config_hash(d)
 
 
+@pytest.mark.slow
 def test_results_page_is_rendered_from_the_records(exported, tmp_path):
     _, root = exported
     page = render_results_page(root)
@@ -140,12 +144,14 @@ def test_results_page_is_rendered_from_the_records(exported, tmp_path):
     assert main(["results", "--root", str(root), "--check", str(out)]) == 1
 
 
+@pytest.mark.slow
 def test_unknown_reference_names_the_known_ones(exported):
     _, root = exported
     with pytest.raises(ConfigError, match="quick/sc-sam-s0"):
         R.get_reference("quick/nope", root)
 
 
+@pytest.mark.slow
 def test_a_reference_kept_as_records_only_loads_without_weights(exported, tmp_path, monkeypatch):
     base, _ = exported
     root = tmp_path / "records"
@@ -161,6 +167,7 @@ def test_a_reference_kept_as_records_only_loads_without_weights(exported, tmp_pa
     assert row["reference"] == "quick/sc-sam-s0" and row["metrics"] == ref.metrics
 
 
+@pytest.mark.slow
 def test_rerun_trains_the_recorded_config_again(exported, tmp_path, monkeypatch):
     _, root = exported
     ref = R.get_reference("quick/unet-s0", root)
@@ -199,6 +206,7 @@ def test_a_tampered_score_of_the_other_checkpoint_choice_is_caught(tmp_path):
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name", ["/tmp/elsewhere", "../outside/run", "lab/../../x", "lab", "lab/run/deeper", "lab/.hidden"]
 )

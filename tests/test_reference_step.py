@@ -124,6 +124,7 @@ def test_the_squared_dice_is_the_references_denominator():
     assert ce_dice_loss(logits, target, 1.0) != pytest.approx(expected.item(), abs=1e-4)
 
 
+@pytest.mark.slow
 def test_two_pass_runs_log_the_background_pass_dice(tmp_path):
     from scsam_lite.runs import RunDir
     from scsam_lite.trainer import train

@@ -9,7 +9,7 @@ import pytest
 
 from scsam_lite.cli import main
 from scsam_lite.errors import ConfigError, NotebookError
-from scsam_lite.runall import notebooks_dir, read_summary, run_notebooks
+from scsam_lite.runall import PeakMemory, notebooks_dir, read_summary, run_notebooks
 
 
 def _notebook(path, *cells):
@@ -21,6 +21,7 @@ def _notebook(path, *cells):
     nbformat.write(nb, path)
 
 
+@pytest.mark.slow
 def test_runs_in_order_with_the_profile_and_writes_a_summary(tmp_path):
     src = tmp_path / "nbs"
     src.mkdir()
@@ -38,8 +39,25 @@ def test_runs_in_order_with_the_profile_and_writes_a_summary(tmp_path):
     assert (out / "runs" / "seen.txt").read_text() == "classroom"
     assert read_summary(out)["failed"] is None and (out / "02_second.ipynb").is_file()
     assert "01_first.ipynb" in (out / "summary.md").read_text()
+    assert "| peak memory (GB) |" in (out / "summary.md").read_text()
+    assert all(0 < d.peak_rss_gb < 2 for d in done)  # the kernel was seen, and it is a small one
 
 
+def test_peak_memory_sees_a_child_process_at_its_largest():
+    """A notebook's kernel is a child process: its peak is what is measured, not this process's."""
+    import subprocess
+    import sys
+
+    hold = "import numpy, time; a = numpy.ones(60_000_000); time.sleep(1.0)"  # 480 MB, held for a second
+    with PeakMemory(every_s=0.05) as memory:
+        subprocess.run([sys.executable, "-c", hold], check=True)
+    assert 0.4 < memory.gb < 1.5
+    with PeakMemory(every_s=0.05) as idle:
+        subprocess.run([sys.executable, "-c", "import time; time.sleep(0.5)"], check=True)
+    assert idle.gb < 0.1
+
+
+@pytest.mark.slow
 def test_a_failure_names_the_notebook_and_the_cell(tmp_path):
     src = tmp_path / "nbs"
     src.mkdir()
@@ -56,6 +74,7 @@ def test_a_failure_names_the_notebook_and_the_cell(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_only_and_missing_folders(tmp_path, capsys):
     src = tmp_path / "nbs"
     src.mkdir()
@@ -74,6 +93,7 @@ def test_the_repository_notebooks_are_found():
     assert names[:3] == ["01_data.ipynb", "02_unet_ssl.ipynb", "03_peft_sam.ipynb"]
 
 
+@pytest.mark.slow
 def test_the_summary_says_what_each_run_was_and_when_the_profile_fell_back(tmp_path, capsys):
     """A run row written by a notebook that fell back to quick (lab without its data) is flagged in the summary and
     on the terminal; every row says its profile, seed, labels, HD95/ASD and whether it was trained or loaded."""

@@ -1,5 +1,10 @@
 import argparse
+import json
+import multiprocessing
 import os
+import socket
+import threading
+import time
 
 import pytest
 import torch
@@ -74,3 +79,47 @@ def test_results_registry_skips_a_cut_line(tmp_path):
     rows = read_results(reg)
     assert len(rows) == 1
     assert results_table(reg)["unet.dice"].tolist() == [0.8]
+
+
+def _contend(folder, start, decide, rank, results):
+    """One of two processes that find the same stale lock; ``decide`` holds both between reading the lock's owner
+    and acting on it (as two processes that read it at the same moment would), rank 1 then acting a little later."""
+    import scsam_lite.runs as runs
+
+    owner_alive = runs._owner_alive
+
+    def slow(owner):
+        alive = owner_alive(owner)
+        try:
+            decide.wait(timeout=1.0)  # never met where one process at a time decides: it times out
+        except threading.BrokenBarrierError:
+            pass
+        time.sleep(0.3 * rank)
+        return alive
+
+    runs._owner_alive = slow
+    start.wait(timeout=60)
+    try:
+        with runs.RunDir(folder).lock():
+            results.put("entered")
+            time.sleep(1.5)
+    except TrainingError:
+        results.put("busy")
+
+
+def test_two_processes_taking_over_one_stale_lock_let_exactly_one_in(tmp_path):
+    fork = "fork" in multiprocessing.get_all_start_methods()  # cheaper; spawn where there is none
+    ctx = multiprocessing.get_context("fork" if fork else "spawn")
+    dead = ctx.Process(target=int)
+    dead.start()
+    dead.join()
+    run = RunDir.open(tmp_path / "run", resume=False)
+    (run.path / ".lock").write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid}))
+    start, decide, results = ctx.Barrier(2), ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_contend, args=(run.path, start, decide, r, results)) for r in (0, 1)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=60)
+    assert sorted(results.get(timeout=5) for _ in procs) == ["busy", "entered"]
+    assert not (run.path / ".lock").exists()

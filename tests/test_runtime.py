@@ -96,6 +96,7 @@ def _faults_of_a_fresh_64mb_tensor(mode: str) -> tuple[str, int]:
     return setting, int(faults)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="a glibc setting"
 )

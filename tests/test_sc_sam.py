@@ -27,6 +27,7 @@ def _method(cfg: C.Config):
     return method, batches
 
 
+@pytest.mark.slow
 def test_sc_sam_trains_evaluates_three_ways_and_saves_probes(tmp_path):
     res = train(_cfg(), tmp_path / "run", verbose=False)
     assert set(res.metrics) == {"unet", "sam", "agreement"}
@@ -42,6 +43,7 @@ def test_sc_sam_trains_evaluates_three_ways_and_saves_probes(tmp_path):
     assert float(first["w"]) < float(last["w"]) <= 1.0
 
 
+@pytest.mark.slow
 def test_each_validation_scores_the_pseudo_labels_against_the_unlabeled_masks(tmp_path):
     """``pseudo_dice`` in the history is the Dice of each teacher's hard masks of the unlabeled images, which a
     run never trains on: recomputed here from the last checkpoint (the models of the last validation)."""
@@ -88,6 +90,7 @@ def test_rampup_shape_is_configurable():
     assert method.rampup_weight(0) == pytest.approx(0.3679, abs=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ramp", [False, True])
 def test_unets_loss_on_sams_masks_has_full_weight_or_the_rampup(ramp):
     method, batches = _method(_cfg(**{"cotrain.unet_rampup": ramp, "cotrain.rampup_length": 100}))
@@ -98,6 +101,7 @@ def test_unets_loss_on_sams_masks_has_full_weight_or_the_rampup(ramp):
     assert out["loss_unet"] == pytest.approx(total, rel=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source", ["unet", "gt"])
 def test_labeled_prompts_come_from_the_unet_or_the_ground_truth(source, monkeypatch):
     method, batches = _method(_cfg(**{"cotrain.labeled_prompts": source}))
@@ -130,6 +134,7 @@ def test_agreement_is_where_both_say_foreground():
     assert torch.equal(out["agreement"] > 0.5, both)
 
 
+@pytest.mark.slow
 def test_resume_mid_run_gives_the_same_metrics(tmp_path):
     cfg = _cfg(**{"train.deterministic": True})
     whole = train(cfg, tmp_path / "whole", verbose=False)
@@ -138,6 +143,7 @@ def test_resume_mid_run_gives_the_same_metrics(tmp_path):
     assert resumed.metrics == whole.metrics
 
 
+@pytest.mark.slow
 def test_learned_tokens_are_off_by_default_and_train_when_on():
     method, batches = _method(_cfg())
     assert method.sam.learned_tokens is None
@@ -151,6 +157,7 @@ def test_learned_tokens_are_off_by_default_and_train_when_on():
     assert not torch.equal(before, tokens.out.weight)
 
 
+@pytest.mark.slow
 def test_sc_sams_sam_can_be_prompted_by_another_runs_unet(tmp_path, capsys):
     """Separates how good SC-SAM's SAM is from how good its own U-Net's prompts are."""
     import json

@@ -32,6 +32,7 @@ def test_variants_that_collapse_into_one_experiment_are_an_error(tmp_path):
         plan("rampup", "quick", overrides={"train.iterations": "2"}, out=tmp_path)
 
 
+@pytest.mark.slow
 def test_sweep_runs_what_is_missing_and_tables_it(tmp_path, capsys):
     runs = sweep("tokens", "quick", seeds=(0,), overrides=FAST, out=tmp_path, verbose=False)
     assert len(finished_hashes(tmp_path)) == 2

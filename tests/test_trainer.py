@@ -32,6 +32,7 @@ def test_lr_schedules():
     assert lr_factor("linear", 50, 100) == 0.5 and lr_factor("constant", 99, 100) == 1.0
 
 
+@pytest.mark.slow
 def test_a_run_writes_its_record(tmp_path):
     result = train(tiny_config(), tmp_path / "run", verbose=False, command="pytest")
     run = tmp_path / "run"
@@ -49,6 +50,7 @@ def test_a_run_writes_its_record(tmp_path):
     assert len(rows) == 1 and rows[0]["config_hash"] == saved["config_hash"] and rows[0]["method"] == "unet"
 
 
+@pytest.mark.slow
 def test_training_learns_something(tmp_path):
     """More steps must beat a barely trained network (the trainer actually optimises)."""
     short = train(
@@ -60,6 +62,7 @@ def test_training_learns_something(tmp_path):
     assert longer.metrics["unet"]["dice"] > short.metrics["unet"]["dice"] + 0.1
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_last_checkpoint_intact(tmp_path, monkeypatch):
     import scsam_lite.methods.supervised as sup
 
@@ -86,6 +89,7 @@ def _cli(*args):
     return [sys.executable, "-m", "scsam_lite", "train", "--preset", "quick", "--quiet", *args]
 
 
+@pytest.mark.slow
 def test_resume_after_kill_gives_the_same_metrics(tmp_path):
     """Kill a real training process mid-run, resume it, and compare with an uninterrupted run (CPU, bit-identical)."""
     sets = [a for k, v in {**TINY, "train.iterations": "40"}.items() for a in ("--set", f"{k}={v}")]
@@ -122,6 +126,7 @@ def test_resume_after_kill_gives_the_same_metrics(tmp_path):
     assert read_results(tmp_path / "results.jsonl")[-1]["wall_time_s"] > 1000.0
 
 
+@pytest.mark.slow
 def test_resume_with_other_settings_is_refused(tmp_path):
     train(tiny_config(**{"train.iterations": "20"}), tmp_path / "run", verbose=False, stop_after=10)
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 10
@@ -134,6 +139,7 @@ def test_resume_with_other_settings_is_refused(tmp_path):
         )
 
 
+@pytest.mark.slow
 def test_evaluate_reproduces_the_runs_test_metrics(tmp_path, capsys):
     from scsam_lite.cli import main
 
@@ -144,6 +150,7 @@ def test_evaluate_reproduces_the_runs_test_metrics(tmp_path, capsys):
     assert "test metrics (best checkpoint)" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_reused_not_retrained(tmp_path, capsys):
     cfg = C.build_config("quick", {"train.iterations": 4, "train.val_every": 2})
     first = train(cfg, tmp_path / "run", verbose=False)
@@ -155,6 +162,7 @@ def test_a_finished_run_is_reused_not_retrained(tmp_path, capsys):
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 1  # no duplicate registry row
 
 
+@pytest.mark.slow
 def test_volumes_are_also_scored_slice_by_slice(tmp_path):
     """PROMISE12-like data: metrics.json per volume (mm), metrics_slices.json per 2D slice (the reference's unit)."""
     from scsam_lite import config as C

@@ -188,6 +188,7 @@ def test_widget_mode_rejects_unknown_override(monkeypatch):
     assert "static" in err.value.fix
 
 
+@pytest.mark.slow
 def test_executed_notebook_keeps_a_png(tmp_path, monkeypatch):
     """End to end: a kernel with no frontend (as under nbval/papermill) leaves a PNG in the cell outputs."""
     nbformat = pytest.importorskip("nbformat")

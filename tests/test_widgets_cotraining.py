@@ -71,6 +71,7 @@ def fake_run(path, method: str = "sc-sam", probes: bool = True, **overrides):
     return path
 
 
+@pytest.mark.slow
 def test_replays_a_real_run(real_run):
     ex = PseudoLabelExplorer(real_run.run_dir, real_run.data)
     cfg = ex.cfg.cotrain
@@ -99,6 +100,7 @@ def test_replays_a_real_run(real_run):
     assert ex.shown["dice_unet"] == pytest.approx(expected)
 
 
+@pytest.mark.slow
 def test_loads_the_runs_own_data_when_none_is_given(real_run):
     ex = PseudoLabelExplorer(real_run.run_dir, step=7)
     assert ex.data.ids == real_run.data.ids
@@ -155,6 +157,7 @@ def test_other_data_or_a_broken_probe_is_one_clear_error(tmp_path):
     assert err.value.__cause__ is None and err.value.__suppress_context__
 
 
+@pytest.mark.slow
 def test_timeline_has_one_column_per_saved_step(real_run, tmp_path):
     probes = read_probes(real_run.run_dir)
     fig = probe_timeline(probes, real_run.data, item=1)
@@ -196,6 +199,7 @@ def test_half_weight_step_edge_cases():
     assert sigmoid_rampup(half_weight_step(300, 5.0), 300, 5.0) == pytest.approx(0.5)
 
 
+@pytest.mark.slow
 def test_rampup_marks_a_runs_position(real_run, tmp_path):
     ex = RampUpExplorer(real_run.run_dir)
     cfg = real_run.method.cfg.cotrain
@@ -217,6 +221,7 @@ def test_rampup_marks_a_runs_position(real_run, tmp_path):
         RampUpExplorer(scale=0.0)
 
 
+@pytest.mark.slow
 def test_show_leaves_static_pictures(real_run, monkeypatch):
     shown = []
     monkeypatch.setattr("scsam_lite.widgets.explorer.display", lambda obj: shown.append(obj))
@@ -225,6 +230,7 @@ def test_show_leaves_static_pictures(real_run, monkeypatch):
     assert sum(type(o).__name__ == "Image" for o in shown) == 2
 
 
+@pytest.mark.slow
 def test_plot_run_draws_every_model_and_the_asked_terms(real_run):
     history = RunDir(real_run.run_dir).history()
     fig = viz.plot_run(real_run.run_dir, terms=("w_sam_pseudo", "not_logged"))

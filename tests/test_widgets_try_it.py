@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from scsam_lite import config as C
 from scsam_lite.reference import get_reference
 from scsam_lite.widgets import TryItTrainer
@@ -12,6 +14,7 @@ def _base():
     return C.build_config("quick", {"cotrain.probe_images": 0}, method="sc-sam")
 
 
+@pytest.mark.slow
 def test_the_sliders_set_the_run_and_the_button_trains_it(tmp_path):
     committed = {"lab sc-sam s0": get_reference("lab/sc-sam-s0").path}
     w = TryItTrainer(_base(), tmp_path, committed, steps=10)
