@@ -12,6 +12,8 @@ import os
 import platform as _platform
 import random
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,24 +134,66 @@ def keep_freed_memory(enabled: bool = True) -> str:
     makes 100 MB tensors at batch 12, and on a VM a page fault is expensive (the whole step's gain is measured by
     ``scsam-lite bench --path fast,stock-allocator``). Kept in the heap, the blocks are reused once the heap has
     grown to hold them (after the first steps). This decides where memory comes from, never what is computed: results are
-    bit-identical. The process keeps its peak heap instead of shrinking between steps.
+    bit-identical. The process keeps its peak heap instead of shrinking between steps; returning to the default
+    trims the heap (``malloc_trim``), so memory kept for a training loop is given back after it.
 
     Returns ``"keep"``, ``"return"``, or ``"n/a"`` where the C library is not glibc (macOS, Windows, musl): a no-op.
     """
+    global _ALLOCATOR
     if not sys.platform.startswith("linux") or _platform.libc_ver()[0] != "glibc":
         return "n/a"
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         values = _KEEP if enabled else _GLIBC_DEFAULTS
         ok = all(libc.mallopt(param, value) == 1 for param, value in values.items())
+        if ok and not enabled:
+            libc.malloc_trim(0)
     except (OSError, AttributeError):
         return "n/a"
-    return ("keep" if enabled else "return") if ok else "n/a"
+    _ALLOCATOR = ("keep" if enabled else "return") if ok else "n/a"
+    return _ALLOCATOR
+
+
+#: what :func:`keep_freed_memory` last set in this process ("return": glibc's own default)
+_ALLOCATOR = "return"
+
+
+@contextmanager
+def freed_memory_kept() -> Iterator[str]:
+    """Keep freed blocks for the length of a training loop, then go back to what the process had: a notebook
+    kernel returns its memory between cells (it evaluates, embeds and draws, each with other sizes of blocks)
+    while its training loops still get the speed."""
+    before = _ALLOCATOR
+    state = keep_freed_memory(True) if before != "keep" else before
+    try:
+        yield state
+    finally:
+        if before == "return" and state == "keep":
+            keep_freed_memory(False)
+
+
+def _in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel (Colab and Kaggle included)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return getattr(shell, "kernel", None) is not None
 
 
 def _keep_freed_memory_default() -> bool:
-    """On unless ``SCSAM_KEEP_FREED_MEMORY=0`` (an escape hatch for machines short of memory)."""
-    return os.environ.get("SCSAM_KEEP_FREED_MEMORY", "1").strip().lower() not in ("0", "false", "no", "off")
+    """On in scripts and the CLI (a process that trains), off in a notebook kernel (its memory is a laptop's:
+    training loops keep freed memory for their length only, :func:`freed_memory_kept`);
+    ``SCSAM_KEEP_FREED_MEMORY=0|1`` decides either way."""
+    value = os.environ.get("SCSAM_KEEP_FREED_MEMORY", "").strip().lower()
+    if value:
+        return value not in ("0", "false", "no", "off")
+    return not _in_notebook()
+
+
+def draw_seed(seed: int, counter: int) -> int:
+    """The seed of one seeded draw (a training step's strong view and prompts, a browsed item's view) from the
+    run's ``seed``: ``seed * 1,000,003 + counter``, so the streams of nearby run seeds do not overlap for the first
+    million counts and a run's draws repeat exactly on resume."""
+    return seed * 1_000_003 + counter
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -197,7 +241,7 @@ def setup(
         precision: ``"auto"`` (bf16 / fp16 + GradScaler / fp32 by hardware) or a forced one.
         deterministic: reproducible kernels (slower on GPU); runs on the CPU are reproducible either way.
         keep_memory: let the C allocator reuse large freed blocks (:func:`keep_freed_memory`; faster CPU steps,
-            same results); None: on unless ``SCSAM_KEEP_FREED_MEMORY=0``.
+            same results); None: on, except in a notebook kernel (:func:`_keep_freed_memory_default`).
     """
     dev = pick_device(device)
     amp_dtype, scaler = pick_amp(dev, precision)

@@ -45,7 +45,7 @@ from .runs import (
     write_item_metrics,
     write_json,
 )
-from .runtime import Runtime, provenance, setup
+from .runtime import Runtime, freed_memory_kept, provenance, setup
 
 
 @dataclass
@@ -389,22 +389,23 @@ def _loop(tr: _Training, progress: _Progress, end: int, probe: Callable[[int], N
     method.train(True)
     t_loop = time.perf_counter()
     try:
-        while progress.step < end:
-            method.set_lr_factor(lr_factor(cfg.train.lr_schedule, progress.step, total))
-            losses = method.train_step(tr.batches.batch(progress.step), progress.step)
-            progress.step += 1
-            pbar.update(1)
-            if progress.step % cfg.train.val_every == 0 or progress.step == total:
-                val = _validate_and_keep_best(tr, progress)
-                now = progress.elapsed + time.perf_counter() - t_loop
-                _log_and_save_last(tr, progress, losses, val, now)
-                probe(progress.step)
-                text = " ".join(f"{k} {v:.3f}" for k, v in val.items())
-                loss = losses.get("loss", float("nan"))
-                if bar:
-                    pbar.set_postfix_str(f"loss {loss:.3f} val dice {text}")
-                elif tr.verbose:
-                    print(f"step {progress.step}/{total}  loss {loss:.4f}  val dice {text}", flush=True)
+        with freed_memory_kept():  # the loop's memory is given back after it (in a notebook kernel)
+            while progress.step < end:
+                method.set_lr_factor(lr_factor(cfg.train.lr_schedule, progress.step, total))
+                losses = method.train_step(tr.batches.batch(progress.step), progress.step)
+                progress.step += 1
+                pbar.update(1)
+                if progress.step % cfg.train.val_every == 0 or progress.step == total:
+                    val = _validate_and_keep_best(tr, progress)
+                    now = progress.elapsed + time.perf_counter() - t_loop
+                    _log_and_save_last(tr, progress, losses, val, now)
+                    probe(progress.step)
+                    text = " ".join(f"{k} {v:.3f}" for k, v in val.items())
+                    loss = losses.get("loss", float("nan"))
+                    if bar:
+                        pbar.set_postfix_str(f"loss {loss:.3f} val dice {text}")
+                    elif tr.verbose:
+                        print(f"step {progress.step}/{total}  loss {loss:.4f}  val dice {text}", flush=True)
     finally:
         pbar.close()
     return progress.elapsed + time.perf_counter() - t_loop

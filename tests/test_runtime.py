@@ -122,3 +122,30 @@ def test_kept_freed_memory_is_reused_without_page_faults(monkeypatch):
 def test_keep_freed_memory_is_a_no_op_without_glibc(monkeypatch):
     monkeypatch.setattr(platform, "libc_ver", lambda *a, **k: ("", ""))
     assert keep_freed_memory(True) == "n/a"
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="a glibc setting"
+)
+def test_a_notebook_kernel_returns_freed_memory_and_its_training_loops_keep_it_for_their_length(monkeypatch):
+    """A notebook holds whatever its cells did: kept freed blocks would make its memory the sum of every peak.
+    There the default is glibc's own, and a training loop keeps blocks only while it runs."""
+    from scsam_lite import runtime
+
+    monkeypatch.delenv("SCSAM_KEEP_FREED_MEMORY", raising=False)
+    try:
+        monkeypatch.setattr(runtime, "_in_notebook", lambda: True)
+        assert setup(seed=0, verbose=False).allocator == "return"
+        with runtime.freed_memory_kept() as state:
+            assert state == "keep" == runtime._ALLOCATOR
+        assert runtime._ALLOCATOR == "return"  # given back after the loop
+        monkeypatch.setenv("SCSAM_KEEP_FREED_MEMORY", "1")  # the environment decides either way
+        assert setup(seed=0, verbose=False).allocator == "keep"
+        monkeypatch.delenv("SCSAM_KEEP_FREED_MEMORY")
+        monkeypatch.setattr(runtime, "_in_notebook", lambda: False)
+        assert setup(seed=0, verbose=False).allocator == "keep"  # a script or the CLI: a process that trains
+        with runtime.freed_memory_kept():
+            pass
+        assert runtime._ALLOCATOR == "keep"  # a loop leaves the process as it found it
+    finally:
+        keep_freed_memory(True)
