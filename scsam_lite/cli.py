@@ -44,8 +44,10 @@ def _parser() -> argparse.ArgumentParser:
         _add_bench_parser,
         _add_sweep_parser,
         _add_notebooks_parser,
+        _add_site_parser,
         _add_reference_parser,
         _add_results_parser,
+        _add_records_parser,
         _add_datasets_parser,
         _add_config_parser,
     ):
@@ -479,6 +481,29 @@ def _notebooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_site_parser(sub: argparse._SubParsersAction) -> None:
+    """``site``: which notebooks the course site shows (executed here, or given) and where it is written."""
+    p = sub.add_parser(
+        "site",
+        help="build the course as a static site: notebooks executed, docs pages, Sphinx with warnings as errors",
+    )
+    p.add_argument(
+        "--profile", choices=list(C.PRESETS), help="default: lab when Kvasir-SEG is found, else quick"
+    )
+    p.add_argument("--data-root", help="folder holding the real datasets (default: $SCSAM_DATA_ROOT)")
+    p.add_argument("--out", default="build/site", help="executed notebooks, staged sources and html/ go here")
+    p.add_argument(
+        "--executed", metavar="DIR", help="notebooks executed before (or `notebooks` for the committed ones)"
+    )
+
+
+def _site(args: argparse.Namespace) -> int:
+    from .site import build
+
+    build(args.out, profile=args.profile, executed=args.executed, data_root=args.data_root)
+    return 0
+
+
 def _add_reference_parser(sub: argparse._SubParsersAction) -> None:
     """``reference``: an action on the committed reference runs and what it needs."""
     p = sub.add_parser(
@@ -579,6 +604,32 @@ def _results(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_records_parser(sub: argparse._SubParsersAction) -> None:
+    """``records``: which cited records to make again, and the data the lab ones need."""
+    p = sub.add_parser(
+        "records",
+        help="regenerate the records the documentation cites (docs/records/, docs/bench/)",
+        description="Runs what each record measured again on this machine and writes it atomically with its "
+        "commit, machine and date. Without NAME: every record that can be made (about an hour on a 2-core CPU).",
+    )
+    p.add_argument("names", nargs="*", metavar="NAME", help="records to make, e.g. quick-train (see --list)")
+    p.add_argument("--list", action="store_true", help="each record, what it costs, and whether it is stale")
+    p.add_argument(
+        "--data-root", help="folder holding kvasir-seg/, for the lab records (default: $SCSAM_DATA_ROOT)"
+    )
+    p.add_argument("--work", help="where their runs go, in a new dated folder (default runs/records)")
+
+
+def _records(args: argparse.Namespace) -> int:
+    from .records import list_records, regenerate
+
+    if args.list:
+        print(list_records())
+        return 0
+    regenerate(args.names, data_root=args.data_root, work=args.work)
+    return 0
+
+
 def _add_download_parser(sub: argparse._SubParsersAction) -> None:
     """``download``: a dataset or checkpoint and where it goes; the epilog lists the sources."""
     from .download import help_text
@@ -669,8 +720,10 @@ COMMANDS = {
     "bench": _bench,
     "sweep": _sweep,
     "notebooks": _notebooks,
+    "site": _site,
     "reference": _reference,
     "results": _results,
+    "records": _records,
     "datasets": _datasets,
     "config": _config,
 }
