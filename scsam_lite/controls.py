@@ -212,6 +212,10 @@ def rule_rows(controls: list[Control]) -> dict[str, list[Control]]:
     return {"sam": sam, "unet": unet}
 
 
+#: seeds the rule reads (0, 1, 2) before it decides
+RULE_SEEDS = 3
+
+
 @dataclass(frozen=True)
 class Verdict:
     """The rule applied to one regime."""
@@ -222,7 +226,18 @@ class Verdict:
 
     @property
     def passed(self) -> bool:
-        return bool(self.sam and self.unet and self.sam.seeds >= 3 and self.sam.passed and self.unet.passed)
+        return bool(self.complete and self.sam.passed and self.unet.passed)  # type: ignore[union-attr]
+
+    @property
+    def complete(self) -> bool:
+        """Both sides scored on the rule's seeds."""
+        return bool(self.sam and self.unet and min(self.sam.seeds, self.unet.seeds) >= RULE_SEEDS)
+
+    @property
+    def lost_already(self) -> bool:
+        """A side has lost on so many seeds that the rule's majority is out of reach, whatever the others give."""
+        need = RULE_SEEDS // 2 + 1
+        return any(v is not None and v.seeds - v.won > RULE_SEEDS - need for v in (self.sam, self.unet))
 
     def __str__(self) -> str:
         if self.sam is None or self.unet is None:
@@ -233,6 +248,9 @@ class Verdict:
         for v, name in ((self.sam, "SAM"), (self.unet, "U-Net")):
             state = "passes" if v.passed else "selection noise" if v.noise else "does not pass"
             parts.append(f"{name} {state} ({v.won}/{v.seeds} seeds, mean {v.mean_diff:+.3f})")
+        if not self.complete and not self.lost_already:
+            seeds = min(self.sam.seeds, self.unet.seeds)
+            return f"open: {seeds} of {RULE_SEEDS} seeds so far (" + "; ".join(parts) + ")"
         return "no: " + "; ".join(parts)
 
 

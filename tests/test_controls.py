@@ -101,6 +101,20 @@ def test_a_control_not_scored_on_every_seed_leaves_the_rule_undecided(root):
     assert v.sam is None and not v.passed and str(v).startswith("not decidable")
 
 
+def test_a_regime_with_fewer_seeds_is_open_unless_a_side_has_lost_its_majority(root):
+    """Seeds arrive one at a time: two winning seeds are not a pass yet, two losing ones are already a no."""
+    shutil.rmtree(root / "lab" / "sc-sam-s2")
+    for seed in (0, 1):
+        _co_trained(root, seed, [0.45] * 6, [0.55] * 6)
+    v = K.verdict("lab", root)
+    assert v.sam.seeds == 2 and not v.complete and not v.passed
+    assert str(v).startswith("open: 2 of 3 seeds so far (SAM passes (2/2 seeds")
+    for seed in (0, 1):  # SAM below its control on both: 2 of 3 wins cannot be reached any more
+        _co_trained(root, seed, [0.45] * 6, [0.45] * 6)
+    v = K.verdict("lab", root)
+    assert v.lost_already and str(v).startswith("no: SAM does not pass (0/2 seeds")
+
+
 def test_the_pooled_test_difference_is_the_mean_of_the_seeds_on_shared_images():
     found = K.regime_controls(K.REGIMES["lab"])
     rows = [c for c in found if c.side == "unet" and c.baseline == "unet"]
