@@ -336,11 +336,11 @@ def test_unknown_notebook_is_one_config_error_listing_what_exists(notebook):
     assert "01_data" in str(info.value) and "05_ablations" in str(info.value)
 
 
-@pytest.mark.parametrize("exercise", [0, 6, 99, True, "1"])
+@pytest.mark.parametrize("exercise", [0, 7, 99, True, "1"])
 def test_unknown_exercise_is_one_config_error_saying_how_many(exercise):
     with pytest.raises(ConfigError) as info:
         exercises.solution("02", exercise)
-    assert "1 to 5" in str(info.value)
+    assert "1 to 6" in str(info.value)
 
 
 def test_in_jupyter_it_renders_markdown_once(monkeypatch, capsys):
