@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import typing
 from pathlib import Path
 
 from . import config as C
@@ -75,6 +76,7 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--preset",
         default=None,
+        choices=list(C.PRESETS),
         help=f"{_PRESETS} (default quick; a resumed run keeps its own)",
     )
     p.add_argument("--seed", type=int, help="training seed (default 0)")
@@ -181,7 +183,7 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument(
         "--selection",
-        choices=["joint", "separate"],
+        choices=typing.get_args(C.Checkpoints),
         help="sc-sam: test both models from SAM's best step (joint) or the U-Net from its own best step "
         "(separate), whatever cotrain.checkpoints the run was trained with",
     )

@@ -15,10 +15,13 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from .errors import ConfigError
 from .registry import unknown_name
+
+#: which weights of a co-training run are tested (``cotrain.checkpoints``, ``scsam-lite evaluate --selection``)
+Checkpoints = Literal["separate", "joint"]
 
 
 @dataclass
@@ -30,13 +33,13 @@ class DataConfig:
     cache_dir: str | None = None  # None: SCSAM_CACHE_DIR or ~/.cache/scsam-lite/data
     resolution: int | None = None  # None: the dataset's default (synthetic 64, real 256)
     labeled: float = 0.05  # a ratio in (0, 1], or a count of items (cases for volumes) when > 1
-    label_unit: str = "auto"  # auto (image, or case for volumes) | image | case | slice
+    label_unit: Literal["auto", "image", "case", "slice"] = "auto"  # auto: image, or case for volumes
     split_seed: int = 0
     # use at most this many unlabeled items (a seeded subset; whole cases for volumes); None: all
     unlabeled_limit: int | None = None
     batch_labeled: int = 6
     batch_unlabeled: int = 6
-    augment: str = "weak"  # weak | none
+    augment: Literal["weak", "none"] = "weak"
     # grey level (0-254) above which a mask pixel is foreground, for masks with more than two levels (resized or
     # anti-aliased copies); None: the dataset's own rule (cvc-clinicdb 127, others reject such masks)
     mask_threshold: int | None = None
@@ -70,10 +73,10 @@ class GeneralistConfig:
     # SAM's input size; None: the generalist's own (256 for SAM, the paper's, and LiteMedSAM; 64 for tiny).
     # Images are resized to it and masks come back at the images' size.
     image_size: int | None = None
-    # interpolate | drop: the resized relative-position weights of the global-attention blocks
-    rel_pos: str = "interpolate"
-    # adapter (Med-SA) | lora | none (encoder frozen, only prompt encoder and decoder train)
-    peft: str = "adapter"
+    # the resized relative-position weights of the global-attention blocks
+    rel_pos: Literal["interpolate", "drop"] = "interpolate"
+    # adapter: Med-SA; none: encoder frozen, only prompt encoder and decoder train
+    peft: Literal["adapter", "lora", "none"] = "adapter"
     adapter_blocks: str = "all"  # all | lastN | none | comma list of block indices
     adapter_ratio: float = 0.25  # bottleneck width as a fraction of the block width (Med-SA)
     adapter_scale: float = 0.5  # weight of the adapter parallel to the MLP (Med-SA)
@@ -92,10 +95,10 @@ class GeneralistConfig:
     # nearby pixels get similar codes) | reference (the reference code's, reproduced for the fidelity grid, not a
     # recommendation: the division is commented out there, so with coordinates up to 256 a position's code is
     # effectively a hash of it)
-    point_encoding: str = "sam"
+    point_encoding: Literal["sam", "reference"] = "sam"
     # pixel normalisation before the encoder: model (the generalist's own: ImageNet statistics for SAM, none for
     # LiteMedSAM) | none (raw [0, 1] intensities, as the reference feeds grey MRI to SAM)
-    pixel_norm: str = "model"
+    pixel_norm: Literal["model", "none"] = "model"
     # embed every image once with the frozen encoder and train the prompt encoder and decoder on the stored
     # embeddings (needs peft=none; SAM then sees un-augmented images): SAM on real data on a CPU
     embedding_cache: bool = False
@@ -107,8 +110,8 @@ class PromptConfig:
 
     n_pos: int = 5  # positive points (the reference: 5)
     n_neg: int = 5  # negative points (the reference: 5)
-    strategy: str = "random"  # random (the reference: uniform inside / outside) | interior
-    kind: str = "points"  # points | box | points+box
+    strategy: Literal["random", "interior"] = "random"  # random: the reference's, uniform inside / outside
+    kind: Literal["points", "box", "points+box"] = "points"
     eval_seed: int = 1234  # test-time prompts are seeded per image, so evaluation is repeatable
 
 
@@ -129,32 +132,32 @@ class CoTrainConfig:
     # entropy_scope)
     entropy: bool = True
     # where labeled images' prompts come from: unet (the reference: the U-Net, for every image) | gt
-    labeled_prompts: str = "unet"
+    labeled_prompts: Literal["unet", "gt"] = "unet"
     # extra prompt tokens from the image embedding (from KnowSAM; not in the paper): False (off) | True (one shared,
     # zero-initialised set appended to every pass) | per-class (the reference's: one trained set per pass, the
     # background's and the foreground's, non-zero initialised, given as that pass's box tokens)
-    learned_tokens: bool | str = False
+    learned_tokens: bool | Literal["per-class"] = False
     # unlabeled images whose pseudo-labels and prompts are saved at every validation (0: none)
     probe_images: int = 4
     # SAM's two-class output: one-pass (one decode prompted for the foreground, its logit l read as [0, l]) |
     # two-pass (the reference: background and foreground each decoded from its own points, softmax over the two)
-    sam_output: str = "one-pass"
+    sam_output: Literal["one-pass", "two-pass"] = "one-pass"
     # each CE + Dice term is loss_scale x (CE + Dice): 1.0 the reference's sum (picked on the lab profile, README
     # 'Differences from the reference code'); 0.5 as SSL4MIS and the U-Net baselines
     loss_scale: float = 1.0
     # the images whose U-Net entropy is minimised: batch (the reference: labeled and unlabeled; picked on the lab
     # profile) | unlabeled
-    entropy_scope: str = "batch"
+    entropy_scope: Literal["batch", "unlabeled"] = "batch"
     # the weights tested: separate (the reference: the best SAM, prompted by the U-Net from the step where the
     # U-Net's own validation Dice was best; picked on the lab profile) | joint (both models from the step where SAM's
     # validation Dice was best). Both are saved, so `scsam-lite evaluate --selection` scores either afterwards
-    checkpoints: str = "separate"
+    checkpoints: Checkpoints = "separate"
     # the unlabeled images' view: weak (the batch's geometric augmentation, as the labeled ones) | strong (also the
     # photometric strong view of data/augment.py, as the reference gives its unlabeled stream a strong view)
-    unlabeled_view: str = "weak"
+    unlabeled_view: Literal["weak", "strong"] = "weak"
     # the soft Dice's denominator: sum (sum p + sum g, as SSL4MIS and the U-Net baselines) | squared (the
     # reference's co-training Dice: sum p^2 + sum g^2)
-    dice_denominator: str = "sum"
+    dice_denominator: Literal["sum", "squared"] = "sum"
 
 
 @dataclass
@@ -166,12 +169,12 @@ class TrainConfig:
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 1e-4
-    lr_schedule: str = "poly"  # poly | linear | constant
+    lr_schedule: Literal["poly", "linear", "constant"] = "poly"
     val_every: int = 200
     eval_batch_size: int = 32
     seed: int = 0
     device: str = "auto"
-    precision: str = "auto"  # auto | bf16 | fp16 | fp32
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     deterministic: bool = False
     channels_last: bool = True
 
@@ -400,6 +403,34 @@ _BOOL_WORDS = {
 }
 
 
+#: the values of the closed types a ``Literal`` may be joined with
+_CLOSED: dict[Any, tuple[Any, ...]] = {bool: (False, True), type(None): (None,)}
+
+
+def choices(typ: Any) -> tuple[Any, ...] | None:
+    """The values a field annotated ``typ`` may take: a ``Literal``'s, joined with ``True, False`` in
+    ``bool | Literal[...]``; None for an open type (any str, any int)."""
+    if typing.get_origin(typ) is Literal:
+        return typing.get_args(typ)
+    if typing.get_origin(typ) in (typing.Union, types.UnionType):
+        parts = [_CLOSED[a] if a in _CLOSED else choices(a) for a in typing.get_args(typ)]
+        if all(part is not None for part in parts):
+            return tuple(v for part in parts for v in part)
+    return None
+
+
+def _choices(cfg: Config) -> list[tuple[str, Any, tuple[Any, ...]]]:
+    """``(key, value, allowed)`` for every field of ``cfg`` that takes one of a fixed set of values."""
+    out = []
+    for section, sec in _sections(cfg).items():
+        hints = typing.get_type_hints(type(sec))
+        for f in dataclasses.fields(sec):
+            allowed = choices(hints[f.name])
+            if allowed is not None:
+                out.append((f"{section}.{f.name}", getattr(sec, f.name), allowed))
+    return out
+
+
 def validate(cfg: Config) -> None:
     d, t = cfg.data, cfg.train
     if d.labeled <= 0:
@@ -412,37 +443,18 @@ def validate(cfg: Config) -> None:
         )
     if t.iterations < 1 or t.val_every < 1:
         raise ConfigError("train.iterations and train.val_every must be at least 1")
-    if t.precision not in ("auto", "bf16", "fp16", "fp32"):
-        raise unknown_name("train.precision", t.precision, ["auto", "bf16", "fp16", "fp32"])
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(t.device)):
         raise ConfigError(
             f"train.device={t.device!r} is not a device",
             "use auto, cpu, cuda, cuda:0 (a GPU by number) or mps",
         )
-    if t.lr_schedule not in ("poly", "linear", "constant"):
-        raise ConfigError(f"unknown train.lr_schedule {t.lr_schedule!r}", "use poly, linear or constant")
     if d.batch_labeled < 1:
         raise ConfigError("data.batch_labeled must be at least 1")
     g, p = cfg.generalist, cfg.prompts
     tokens = cfg.cotrain.learned_tokens
     if isinstance(tokens, str) and tokens.lower() in _BOOL_WORDS:  # --set cotrain.learned_tokens=true
         cfg.cotrain.learned_tokens = _BOOL_WORDS[tokens.lower()]
-    for key, value, allowed in (
-        ("generalist.rel_pos", g.rel_pos, ("interpolate", "drop")),
-        ("generalist.peft", g.peft, ("adapter", "lora", "none")),
-        ("generalist.pixel_norm", g.pixel_norm, ("model", "none")),
-        ("prompts.kind", p.kind, ("points", "box", "points+box")),
-        ("cotrain.labeled_prompts", cfg.cotrain.labeled_prompts, ("unet", "gt")),
-        ("cotrain.sam_output", cfg.cotrain.sam_output, ("one-pass", "two-pass")),
-        ("cotrain.entropy_scope", cfg.cotrain.entropy_scope, ("unlabeled", "batch")),
-        ("cotrain.checkpoints", cfg.cotrain.checkpoints, ("joint", "separate")),
-        ("cotrain.unlabeled_view", cfg.cotrain.unlabeled_view, ("weak", "strong")),
-        ("cotrain.learned_tokens", cfg.cotrain.learned_tokens, (False, True, "per-class")),
-        ("cotrain.dice_denominator", cfg.cotrain.dice_denominator, ("sum", "squared")),
-        ("generalist.point_encoding", g.point_encoding, ("sam", "reference")),
-        ("data.augment", d.augment, ("weak", "none")),
-        ("train.lr_schedule", t.lr_schedule, ("poly", "linear", "constant")),
-    ):
+    for key, value, allowed in _choices(cfg):
         if value not in allowed:
             raise unknown_name(key, str(value), [str(a).lower() for a in allowed])
     if g.image_size is not None and (g.image_size < 16 or g.image_size % 16):

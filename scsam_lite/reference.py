@@ -334,7 +334,7 @@ def materialize(
         run.best_path, {"method": {"models": {k: _model_state(m) for k, m in method.models.items()}}}
     )
     # the weights stored are the test-time ones: a separately selected model is already in them
-    for name in method.separately_selected():
+    for name in method.checkpoint_selection().own:
         save_checkpoint(run.best_model_path(name), {"models": {name: _model_state(method.models[name])}})
     method.train(False)
     if verbose:

@@ -264,7 +264,7 @@ class _Progress:
     step: int
     best_val: float
     best_step: int
-    #: models chosen on their own validation Dice -> (their best Dice, its step)
+    #: each model of ``checkpoint_selection().tracked`` -> (its own best validation Dice, that step)
     best_own: dict[str, tuple[float, int]]
     #: seconds spent in the loops of earlier, interrupted processes (0 for a fresh run)
     elapsed: float
@@ -342,7 +342,7 @@ def _print_setup(tr: _Training) -> None:
 def _start_or_resume(tr: _Training, state: dict[str, Any], command: str | None) -> _Progress:
     """Resume from ``state`` (``last.pt``: weights, optimisers, counters, RNG states; the history cut back to
     its step), or with no state start afresh: an empty history and a config.json of how the run was made."""
-    own = dict.fromkeys([*tr.method.own_best_saved, *tr.method.separately_selected()])
+    own = tr.method.checkpoint_selection().tracked
     progress = _Progress(
         step=0, best_val=-1.0, best_step=0, best_own={m: (-1.0, 0) for m in own}, elapsed=0.0
     )
@@ -510,18 +510,16 @@ def _registry_row(
     }
 
 
-def load_best(method: Method, run: RunDir, device: torch.device | str, selection: str | None = None) -> None:
-    """The weights a run is tested with: ``best.pt``, then each separately selected model's own best.
+def load_best(
+    method: Method, run: RunDir, device: torch.device | str, selection: C.Checkpoints | None = None
+) -> None:
+    """The weights a run is tested with (:meth:`Method.checkpoint_selection`): ``best.pt``, then each separately
+    selected model's own best.
 
     ``selection`` ("joint" or "separate") overrides the run's ``cotrain.checkpoints``: both can be scored from one
     run, since an sc-sam run saves its U-Net's own best either way."""
     method.load_state_dict(load_checkpoint(run.best_path, map_location=device)["method"], models_only=True)
-    names = method.separately_selected()
-    if selection == "joint":
-        names = []
-    elif selection == "separate":
-        names = list(method.own_best_saved)
-    for name in names:
+    for name in method.checkpoint_selection().choose(selection).own:
         if not run.best_model_path(name).is_file():
             raise CheckpointError(
                 f"{run.path} has no {run.best_model_path(name).name}: it was trained before every sc-sam run "
@@ -621,7 +619,7 @@ def load_run(
     *,
     checkpoint: str = "best",
     device: str = "auto",
-    selection: str | None = None,
+    selection: C.Checkpoints | None = None,
     dataset: str | None = None,
     data_root: str | None = None,
     mask_threshold: int | None = None,

@@ -7,16 +7,40 @@ The trainer does the rest: the loop, the learning-rate schedule, validation, che
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..config import Config
+from ..config import Checkpoints, Config
 from ..data import Batch, SegData
 from ..errors import TrainingError
 from ..runtime import Runtime
+
+
+@dataclass(frozen=True)
+class CheckpointSelection:
+    """Which weights get tested, in one place: ``best.pt`` (the step of the best validation Dice of the method's
+    ``selection_model``), with each model in ``own`` replaced by the weights of its own best validation step
+    (``best_<name>.pt``). The models in ``saved`` have their own best saved whichever selection is tested, so that
+    ``scsam-lite evaluate --selection`` can score the other one afterwards."""
+
+    saved: tuple[str, ...] = ()
+    own: tuple[str, ...] = ()
+
+    @property
+    def tracked(self) -> tuple[str, ...]:
+        """The models whose own best validation step the loop follows and saves."""
+        return tuple(dict.fromkeys([*self.saved, *self.own]))
+
+    def choose(self, selection: Checkpoints | None) -> CheckpointSelection:
+        """``selection`` in place of the run's own (None: the run's): ``joint`` tests ``best.pt`` alone,
+        ``separate`` each saved model's own best."""
+        if selection is None:
+            return self
+        return replace(self, own=self.saved if selection == "separate" else ())
 
 
 class Method:
@@ -27,18 +51,13 @@ class Method:
     #: the model whose validation Dice picks ``best.pt``
     selection_model: str = "unet"
 
-    #: models whose own best validation step is also saved (``best_<name>.pt``), whichever selection is tested,
-    #: so that ``scsam-lite evaluate --selection`` can score the other one afterwards
-    own_best_saved: tuple[str, ...] = ()
-
     #: whether each validation also scores the models' pseudo-labels of the unlabeled images against their masks
     #: (masks never used for training; logged as ``pseudo_dice`` to show how good each teacher is over training)
     logs_pseudo_quality: bool = False
 
-    def separately_selected(self) -> list[str]:
-        """Models whose test-time weights come from their own best validation step (``best_<name>.pt``) rather
-        than from ``best.pt``; none by default."""
-        return []
+    def checkpoint_selection(self) -> CheckpointSelection:
+        """Which weights get tested: ``best.pt`` alone by default."""
+        return CheckpointSelection()
 
     def __init__(self, cfg: Config, data: SegData, rt: Runtime) -> None:
         self.cfg, self.data, self.rt = cfg, data, rt

@@ -15,7 +15,7 @@ from ..config import Config
 from ..data import Batch, SegData, strong_view
 from ..losses import ce_dice_loss
 from ..rampup import sigmoid_rampup
-from ..runtime import Runtime
+from ..runtime import Runtime, draw_seed
 from .supervised import Supervised
 
 
@@ -40,7 +40,7 @@ class MeanTeacher(Supervised):
 
     def train_step(self, batch: Batch, step: int) -> dict[str, float]:
         n_lab = len(batch.labeled_image)
-        strong = strong_view(batch.unlabeled_image, seed=self.cfg.train.seed * 1_000_003 + step)
+        strong = strong_view(batch.unlabeled_image, seed=draw_seed(self.cfg.train.seed, step))
         with self.autocast():
             logits = self.unet(self.prepare(torch.cat([batch.labeled_image, strong])))
             with torch.no_grad():

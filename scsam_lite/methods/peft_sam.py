@@ -18,7 +18,7 @@ from ..generalist import Generalist, as_two_class, generalist_from_config
 from ..generalist.embedding_cache import embeddings_for_run, segment
 from ..losses import ce_dice_loss
 from ..prompts import prompts_from_masks
-from ..runtime import Runtime
+from ..runtime import Runtime, draw_seed
 from .base import Method
 
 
@@ -52,7 +52,7 @@ class PEFTSAM(Method):
             # the stored embeddings are of the un-augmented images: their masks must be too
             index = batch.labeled_index
             masks = load_masks(self.data, index, self.rt.device)
-        points, boxes = prompts_from_masks(masks, self.cfg.prompts, self.cfg.train.seed * 1_000_003 + step)
+        points, boxes = prompts_from_masks(masks, self.cfg.prompts, draw_seed(self.cfg.train.seed, step))
         with self.autocast():
             logits = segment(
                 self.sam, self.embeddings, self.prepare(batch.labeled_image), index, points, boxes

@@ -47,7 +47,8 @@ from ..losses import ce_dice_loss, entropy_loss
 from ..metrics import dice_scores
 from ..prompts import Points, prompts_from_masks, shift_seed
 from ..rampup import sigmoid_rampup
-from ..runtime import Runtime
+from ..runtime import Runtime, draw_seed
+from .base import CheckpointSelection
 from .peft_sam import eval_seeds
 from .supervised import Supervised
 
@@ -60,11 +61,34 @@ class SAMFrame(NamedTuple):
     index: np.ndarray | None
     labeled_mask: torch.Tensor
     unet_label: torch.Tensor
+    #: SAM saw the unlabeled images un-augmented (stored embeddings) while the U-Net saw them augmented: SAM's masks
+    #: are re-augmented with the batch's own augmentation before the U-Net learns from them
+    reaugment: bool = False
+
+
+class UNetLoss(NamedTuple):
+    """Step 4's terms: ``total = sup + weight * pseudo (+ ssl.entropy_weight * entropy)``."""
+
+    total: torch.Tensor
+    sup: torch.Tensor
+    pseudo: torch.Tensor
+    entropy: torch.Tensor  # zero (and not in ``total``) with ``cotrain.entropy`` off
+    weight: float
+
+
+class SAMLoss(NamedTuple):
+    """Step 5's terms: ``total = sup + weight * pseudo``, ``weight`` the ramp-up w(t)."""
+
+    total: torch.Tensor
+    sup: torch.Tensor
+    pseudo: torch.Tensor
+    weight: float
 
 
 class SCSAM(Supervised):
     needs_unlabeled = True
     selection_model = "sam"
+    logs_pseudo_quality = True
     #: where SAM's test-time prompts come from: "unet" (its own U-Net, as the paper evaluates) or "masks" (the masks
     #: given to predict, e.g. another run's U-Net: separates how good SAM is from how good its prompts are)
     prompt_source: str = "unet"
@@ -80,12 +104,11 @@ class SCSAM(Supervised):
         #: stored image embeddings (``generalist.embedding_cache``), or None: the encoder runs every step
         self.embeddings = embeddings_for_run(cfg, data, self.sam, rt.device)
 
-    own_best_saved = ("unet",)
-    logs_pseudo_quality = True
-
-    def separately_selected(self) -> list[str]:
-        """``cotrain.checkpoints=separate`` (the reference): the U-Net tested is its own best, not SAM's best step's."""
-        return ["unet"] if self.cfg.cotrain.checkpoints == "separate" else []
+    def checkpoint_selection(self) -> CheckpointSelection:
+        """``cotrain.checkpoints``: separate (the reference) tests the U-Net of its own best step, not SAM's best
+        step's; its own best is saved either way."""
+        own = ("unet",) if self.cfg.cotrain.checkpoints == "separate" else ()
+        return CheckpointSelection(saved=("unet",), own=own)
 
     # -- the pieces of a step, public so notebook 04 can unroll one step cell by cell ----------------------------
     def rampup_weight(self, step: int) -> float:
@@ -153,66 +176,98 @@ class SCSAM(Supervised):
                 raw_label = pseudo_labels.from_unet(self.unet(raw))
         finally:
             self.unet.train(was_training)
-        return SAMFrame(raw, index, load_masks(self.data, batch.labeled_index, self.rt.device), raw_label)
+        labeled_mask = load_masks(self.data, batch.labeled_index, self.rt.device)
+        return SAMFrame(raw, index, labeled_mask, raw_label, reaugment=batch.unlabeled_aug_seed is not None)
+
+    # -- the options of a step, one helper each ---------------------------------------------------------------------
+    def unet_input(self, batch: Batch, seed: int) -> torch.Tensor:
+        """The U-Net's input: labeled then unlabeled images, the unlabeled ones in ``cotrain.unlabeled_view``
+        (strong: also photometric only, so pixels and pseudo-labels stay aligned)."""
+        unlabeled = batch.unlabeled_image
+        if self.cfg.cotrain.unlabeled_view == "strong":
+            unlabeled = strong_view(unlabeled, seed=seed)
+        return self.prepare(torch.cat([batch.labeled_image, unlabeled]))
+
+    def prompt_masks(self, frame: SAMFrame, n_lab: int) -> torch.Tensor:
+        """The hard masks SAM's prompts are sampled from: the U-Net's, for every image (the reference), or the
+        ground truth for the labeled images (``cotrain.labeled_prompts=gt``)."""
+        if self.cfg.cotrain.labeled_prompts == "gt":
+            return torch.cat([frame.labeled_mask, frame.unet_label[n_lab:]])
+        return frame.unet_label
+
+    def unet_targets(self, sam_two: torch.Tensor, frame: SAMFrame, batch: Batch, n_lab: int) -> torch.Tensor:
+        """SAM's hard masks of the unlabeled images, the U-Net's pseudo-labels, in the U-Net's pixel frame."""
+        sam_label = pseudo_labels.from_sam(sam_two)[n_lab:]
+        if frame.reaugment:
+            sam_label = weak_view_masks(sam_label, seed=batch.unlabeled_aug_seed)
+        return sam_label
+
+    def unet_pseudo_weight(self, step: int) -> float:
+        """The weight of the U-Net's loss on SAM's masks: ``cotrain.unet_pseudo_weight``, from step 0 (the
+        reference) or ramped up with w(t) (``cotrain.unet_rampup``)."""
+        c = self.cfg.cotrain
+        return c.unet_pseudo_weight * (self.rampup_weight(step) if c.unet_rampup else 1.0)
+
+    def entropy_term(self, unet_logits: torch.Tensor, n_lab: int) -> torch.Tensor | None:
+        """The entropy of the U-Net's predictions (``cotrain.entropy``) over the images ``cotrain.entropy_scope``
+        names (the whole batch, as the reference, or the unlabeled ones); None when off."""
+        c = self.cfg.cotrain
+        if not c.entropy:
+            return None
+        return entropy_loss(unet_logits if c.entropy_scope == "batch" else unet_logits[n_lab:])
+
+    # -- the step ------------------------------------------------------------------------------------------------
+    def unet_loss(
+        self, unet_logits: torch.Tensor, labeled_mask: torch.Tensor, sam_label: torch.Tensor, step: int
+    ) -> UNetLoss:
+        """Step 4: CE+Dice on the ground truth + the weighted CE+Dice on SAM's masks (+ the entropy)."""
+        n_lab = len(labeled_mask)
+        sup = self.ce_dice(unet_logits[:n_lab], labeled_mask)
+        pseudo = self.ce_dice(unet_logits[n_lab:], sam_label)
+        weight = self.unet_pseudo_weight(step)
+        total = sup + weight * pseudo
+        entropy = self.entropy_term(unet_logits, n_lab)
+        if entropy is None:
+            entropy = torch.zeros((), device=total.device)
+        else:
+            total = total + self.cfg.ssl.entropy_weight * entropy
+        return UNetLoss(total, sup, pseudo, entropy, weight)
+
+    def sam_loss(self, sam_two: torch.Tensor, frame: SAMFrame, step: int) -> SAMLoss:
+        """Step 5: CE+Dice on the ground truth + w(t) CE+Dice on the U-Net's masks."""
+        n_lab = len(frame.labeled_mask)
+        sup = self.ce_dice(sam_two[:n_lab], frame.labeled_mask)
+        pseudo = self.ce_dice(sam_two[n_lab:], frame.unet_label[n_lab:])
+        w = self.rampup_weight(step)
+        return SAMLoss(sup + w * pseudo, sup, pseudo, w)
 
     def train_step(self, batch: Batch, step: int) -> dict[str, float]:
+        """One co-training step, the six steps of the module docstring."""
         n_lab = len(batch.labeled_image)
-        unlabeled = batch.unlabeled_image
-        # cotrain.unlabeled_view=strong: photometric only, so pixels (and pseudo-labels) stay aligned
-        if self.cfg.cotrain.unlabeled_view == "strong":
-            unlabeled = strong_view(unlabeled, seed=self.cfg.train.seed * 1_000_003 + step)
-        images = self.prepare(torch.cat([batch.labeled_image, unlabeled]))
-        # 1. the U-Net on every image
+        seed = draw_seed(self.cfg.train.seed, step)
+        # 1. the U-Net predicts every image, labeled and unlabeled; SAM's frame of them
+        images = self.unet_input(batch, seed)
         with self.autocast():
             unet_logits = self.unet(images)
         unet_label = pseudo_labels.from_unet(unet_logits)
         frame = self.sam_frame(batch, images, unet_label)
-        # 2. prompts from the U-Net's hard prediction (or the ground truth for labeled images, if asked)
-        prompt_source = frame.unet_label
-        if self.cfg.cotrain.labeled_prompts == "gt":
-            prompt_source = torch.cat([frame.labeled_mask, frame.unet_label[n_lab:]])
-        # 3. SAM from those prompts: two-class logits, background and foreground
+        # 2. prompts from the U-Net's hard prediction
+        prompt_masks = self.prompt_masks(frame, n_lab)
+        # 3. SAM segments every image from them; its masks become the U-Net's pseudo-labels
         with self.autocast():
-            sam_two = self.sam_two_class(
-                frame.images, frame.index, prompt_source, self.cfg.train.seed * 1_000_003 + step
-            )
-        sam_label = pseudo_labels.from_sam(sam_two)[n_lab:]  # SAM's pseudo-labels of the unlabeled images
-        if frame.images is not images and batch.unlabeled_aug_seed is not None:
-            sam_label = weak_view_masks(sam_label, seed=batch.unlabeled_aug_seed)  # into the U-Net's frame
+            sam_two = self.sam_two_class(frame.images, frame.index, prompt_masks, seed)
+        sam_label = self.unet_targets(sam_two, frame, batch, n_lab)
         # 4. the U-Net learns from the ground truth and from SAM's masks
-        c = self.cfg.cotrain
-        unet_logits = unet_logits.float()
-        unet_sup = self.ce_dice(unet_logits[:n_lab], batch.labeled_mask)
-        unet_pseudo = self.ce_dice(unet_logits[n_lab:], sam_label)
-        w = self.rampup_weight(step)
-        w_unet = c.unet_pseudo_weight * (w if c.unet_rampup else 1.0)
-        unet_loss = unet_sup + w_unet * unet_pseudo
-        ent = torch.zeros((), device=unet_loss.device)
-        if c.entropy:
-            ent = entropy_loss(unet_logits if c.entropy_scope == "batch" else unet_logits[n_lab:])
-            unet_loss = unet_loss + self.cfg.ssl.entropy_weight * ent
+        unet = self.unet_loss(unet_logits.float(), batch.labeled_mask, sam_label, step)
         # 5. SAM learns from the ground truth and, ramped up, from the U-Net's masks
-        sam_sup = self.ce_dice(sam_two[:n_lab], frame.labeled_mask)
-        sam_pseudo = self.ce_dice(sam_two[n_lab:], frame.unet_label[n_lab:])
-        sam_loss = sam_sup + w * sam_pseudo
+        sam = self.sam_loss(sam_two, frame, step)
         # 6. two optimisers (both losses checked first, so a NaN in SAM's leaves the U-Net unchanged too)
-        self.check_finite({"unet": unet_loss, "sam": sam_loss}, step)
-        self.step_optimizer("unet", unet_loss, step)
-        self.step_optimizer("sam", sam_loss, step)
+        self.check_finite({"unet": unet.total, "sam": sam.total}, step)
+        self.step_optimizer("unet", unet.total, step)
+        self.step_optimizer("sam", sam.total, step)
         self.finish_step()
-        return {
-            "loss": (unet_loss + sam_loss).item(),
-            "loss_unet": unet_loss.item(),
-            "loss_unet_sup": unet_sup.item(),
-            "loss_unet_pseudo": unet_pseudo.item(),
-            "loss_entropy": ent.item(),
-            "loss_sam": sam_loss.item(),
-            "loss_sam_sup": sam_sup.item(),
-            "loss_sam_pseudo": sam_pseudo.item(),
-            "w_sam_pseudo": w,
-            "w_unet_pseudo": w_unet,
-            "pseudo_agreement": pseudo_labels.agreement(unet_label[n_lab:], sam_label).mean().item(),
-        }
+        agreement = pseudo_labels.agreement(unet_label[n_lab:], sam_label)
+        return step_log(unet, sam, agreement)
 
     @torch.no_grad()
     def background_dice(self, data: SegData, indices: np.ndarray, batch_size: int = 32) -> float | None:
@@ -295,3 +350,20 @@ class SCSAM(Supervised):
         if boxes is not None:
             out["boxes"] = boxes.cpu().numpy()
         return out
+
+
+def step_log(unet: UNetLoss, sam: SAMLoss, agreement: torch.Tensor) -> dict[str, float]:
+    """What a step logs: both models' loss terms and weights, and how often their pseudo-labels agree."""
+    return {
+        "loss": (unet.total + sam.total).item(),
+        "loss_unet": unet.total.item(),
+        "loss_unet_sup": unet.sup.item(),
+        "loss_unet_pseudo": unet.pseudo.item(),
+        "loss_entropy": unet.entropy.item(),
+        "loss_sam": sam.total.item(),
+        "loss_sam_sup": sam.sup.item(),
+        "loss_sam_pseudo": sam.pseudo.item(),
+        "w_sam_pseudo": sam.weight,
+        "w_unet_pseudo": unet.weight,
+        "pseudo_agreement": agreement.mean().item(),
+    }

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 from .. import viz
 from ..errors import ConfigError
+from ..runtime import draw_seed
 from .explorer import Explorer
 
 #: A view turns (image, mask, seed) into an augmented (image, mask) pair of the same shapes and dtypes.
@@ -114,7 +115,7 @@ class DatasetBrowser(Explorer):
         idx = int(indices[min(max(item, 0), len(indices) - 1)])
         image, mask = self.data.images[idx], self.data.masks[idx]
         if view != "original":
-            image, mask = self.views[view](image, mask, self.seed * 1_000_003 + idx)
+            image, mask = self.views[view](image, mask, draw_seed(self.seed, idx))
         return idx, np.asarray(image), np.asarray(mask)
 
     def render(self, split: str, item: int, overlay: bool, view: str) -> Figure:
