@@ -374,7 +374,9 @@ def _add_sweep_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--splits", action="store_true", help="each seed also draws its own labeled split (data.split_seed)"
     )
-    p.add_argument("--variants", help="comma-separated variant labels to keep (default: all); see --list")
+    p.add_argument(
+        "--variants", help="comma-separated variants to keep, by folder name (default: all); see --list"
+    )
     p.add_argument("--dry-run", action="store_true", help="print what would run")
     p.add_argument(
         "--launcher",
@@ -405,12 +407,14 @@ def _add_sweep_parser(sub: argparse._SubParsersAction) -> None:
 def _sweep(args: argparse.Namespace) -> int:
     from . import config as C
     from .errors import ConfigError
-    from .sweeps import GRIDS, sweep, sweep_table
+    from .sweeps import GRIDS, folder_name, sweep, sweep_table
 
     if args.list or not args.grid:
         for name in GRIDS.names():
             g = GRIDS.get(name)
-            print(f"{name:12s} {g.description}\n{'':12s} variants: {', '.join(v.label for v in g.variants)}")
+            print(f"{name:12s} {g.description}")
+            for v in g.variants:  # the folder name is what --variants takes (a label may hold a comma)
+                print(f"{'':12s} {folder_name(v.label):32s} {v.label}")
         return 0
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]

@@ -169,7 +169,7 @@ class PlannedRun:
     run_dir: Path
 
 
-def _slug(label: str) -> str:
+def folder_name(label: str) -> str:
     """A folder-name form of a variant label: ``"T = 1/2, no 5"`` -> ``"T-1of2-no-5"``, ``"5+5"`` -> ``"5-plus-5"``."""
     text = label.replace("/", "of").replace("+", " plus ").replace("%", "pct")
     return "-".join("".join(c if c.isalnum() else " " for c in text).split()) or "variant"
@@ -187,20 +187,22 @@ def plan(
 ) -> list[PlannedRun]:
     """Every (variant, seed) of ``grid`` as a full config and its run directory under ``out``; with ``splits``
     each seed also draws its own labeled split (``data.split_seed``), as the reference runs do; ``variants``
-    keeps only those labels."""
+    keeps only those, each named by its label or its folder name (``SAM-two-pass-per-class-tokens``: the form to
+    use on the command line, where a label may hold a comma)."""
     g = GRIDS.get(grid)
     if variants:
-        unknown = sorted(set(variants) - {v.label for v in g.variants})
+        known = {v.label for v in g.variants} | {folder_name(v.label) for v in g.variants}
+        unknown = sorted(set(variants) - known)
         if unknown:
             raise ConfigError(
                 f"grid {grid!r} has no variant {', '.join(map(repr, unknown))}",
-                f"its variants: {', '.join(v.label for v in g.variants)}",
+                "name them by folder name: " + ", ".join(folder_name(v.label) for v in g.variants),
             )
     out = Path(out) if out else runs_dir() / "sweeps"
     base = C.build_config(preset, overrides, method=method or g.method)
     runs = []
     for variant in g.variants:
-        if variants and variant.label not in variants:
+        if variants and variant.label not in variants and folder_name(variant.label) not in variants:
             continue
         for seed in seeds:
             cfg = copy.deepcopy(base)
@@ -213,7 +215,7 @@ def plan(
                 C.set_value(cfg, "data.split_seed", seed)
             C.validate(cfg)
             h = C.config_hash(cfg)
-            slug = _slug(variant.label)
+            slug = folder_name(variant.label)
             runs.append(PlannedRun(grid, variant.label, seed, cfg, h, out / f"{grid}-{slug}-s{seed}-{h}"))
     hashes = [r.config_hash for r in runs]
     if len(set(hashes)) != len(hashes):

@@ -59,13 +59,39 @@ def test_sweep_cli_lists_and_dry_runs(tmp_path, capsys):
 def test_run_folder_names_are_readable_and_distinct():
     import re
 
-    from scsam_lite.sweeps import GRIDS, _slug
+    from scsam_lite.sweeps import GRIDS, folder_name
 
-    assert _slug("T = 1/2, no 5") == "T-1of2-no-5" and _slug("5+5") == "5-plus-5"
+    assert folder_name("T = 1/2, no 5") == "T-1of2-no-5" and folder_name("5+5") == "5-plus-5"
     for name in GRIDS.names():
-        slugs = [_slug(v.label) for v in GRIDS.get(name).variants]
+        slugs = [folder_name(v.label) for v in GRIDS.get(name).variants]
         assert len(set(slugs)) == len(slugs), (name, slugs)
         assert all(re.fullmatch(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*", s) for s in slugs), slugs
+
+
+def test_a_variant_whose_label_holds_a_comma_is_chosen_by_its_folder_name(tmp_path, capsys):
+    """``--variants`` splits on commas, so ``SAM: two-pass, per-class tokens`` must be reachable by folder name."""
+    from scsam_lite.cli import main
+
+    code = main(
+        [
+            "sweep",
+            "fidelity",
+            "--preset",
+            "lab",
+            "--splits",
+            "--dry-run",
+            "--out",
+            str(tmp_path),
+            "--variants",
+            "SAM-two-pass-per-class-tokens,reference",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "2 runs" in out
+    assert "per-class tokens, seed 0" in out and "reference, seed 0" in out and "ours," not in out
+    assert main(["sweep", "fidelity", "--dry-run", "--variants", "SAM: two-pass"]) == 0
+    assert main(["sweep", "fidelity", "--dry-run", "--variants", "per-class tokens"]) == 2
+    assert "SAM-two-pass-per-class-tokens" in capsys.readouterr().err
 
 
 def test_reference_only_trains_nothing(tmp_path, monkeypatch, capsys):
