@@ -15,6 +15,7 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ConfigError
@@ -50,6 +51,9 @@ class SpecialistConfig:
     """The U-Net side."""
 
     name: str = "unet"
+    # warm start: a finished run folder whose test-time U-Net this run's U-Net (and a mean teacher's teacher)
+    # starts from, instead of a random initialisation; hashed by that run's config hash (scsam_lite/warm_start.py)
+    init_from: str | None = None
 
 
 @dataclass
@@ -96,6 +100,8 @@ class GeneralistConfig:
     # recommendation: the division is commented out there, so with coordinates up to 256 a position's code is
     # effectively a hash of it)
     point_encoding: Literal["sam", "reference"] = "sam"
+    # warm start: a finished run folder whose test-time SAM (its trained parts) this run's SAM starts from
+    init_from: str | None = None
     # pixel normalisation before the encoder: model (the generalist's own: ImageNet statistics for SAM, none for
     # LiteMedSAM) | none (raw [0, 1] intensities, as the reference feeds grey MRI to SAM)
     pixel_norm: Literal["model", "none"] = "model"
@@ -269,7 +275,13 @@ ADDED_LATER: dict[str, Any] = {
     "generalist.point_encoding": "sam",
     "cotrain.dice_denominator": "sum",
     "data.mask_threshold": None,
+    "specialist.init_from": None,
+    "generalist.init_from": None,
 }
+
+#: Keys naming another run whose weights this one starts from: hashed by that run's config hash, not its path, so
+#: the same warm start from the same experiment is the same experiment on any machine.
+RUN_SOURCES = ("specialist.init_from", "generalist.init_from")
 
 #: Keys that say where things are or how fast they run, not what is computed: left out of the config hash.
 UNHASHED = {
@@ -511,12 +523,22 @@ def hashed_items(cfg: Config) -> dict[str, Any]:
     """The settings that decide what ``cfg``'s method computes: :func:`config_hash`'s input."""
     unread = UNREAD_SECTIONS.get(cfg.train.method, frozenset())
     return {
-        k: v
+        k: run_identity(v) if k in RUN_SOURCES and v is not None else v
         for k, v in flat(cfg).items()
         if k not in UNHASHED
         and k.split(".")[0] not in unread
         and not (k in ADDED_LATER and v == ADDED_LATER[k])
     }
+
+
+def run_identity(folder: str) -> str:
+    """What a warm start's source run stands for in a hash: ``run:<its config hash>`` read from its config.json,
+    or the path as given while there is none (training then refuses it, naming the fix)."""
+
+    try:
+        return "run:" + json.loads((Path(folder).expanduser() / "config.json").read_text())["config_hash"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return str(folder)
 
 
 def config_hash(cfg: Config) -> str:

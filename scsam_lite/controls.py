@@ -55,6 +55,14 @@ REGIMES = {
     "box": Regime(
         "a box from the U-Net's mask (prompts.kind=box)", "regime/box", peft_sam="regime/peft-sam-box"
     ),
+    # both models from the split's trained baselines; the controls are those baselines continued alone as long
+    "warm": Regime(
+        "a warm start from the split's trained unet and peft-sam (specialist/generalist.init_from)",
+        "regime/warm",
+        peft_sam="regime/warm-peft-sam",
+        unet="regime/warm-unet",
+        mean_teacher="regime/warm-mean-teacher",
+    ),
 }
 
 

@@ -46,6 +46,7 @@ from .runs import (
     write_json,
 )
 from .runtime import Runtime, freed_memory_kept, provenance, setup
+from .warm_start import check_sources, warm_start
 
 
 @dataclass
@@ -203,6 +204,7 @@ def train(
     C.validate(cfg)
     cfg = C.resolved(cfg)  # explicit resolution: the saved, hashed and resumed config are the same
     METHODS.get(cfg.train.method)  # an unknown method fails before anything is written
+    check_sources(cfg)  # a warm start's source runs, likewise
     fresh = not Path(out).expanduser().exists()
     try:
         try:
@@ -363,11 +365,18 @@ def _start_or_resume(tr: _Training, state: dict[str, Any], command: str | None) 
             print(f"resumed from {run.last_path} at step {progress.step}")
         return progress
     run.history_path.unlink(missing_ok=True)
+    started_from = warm_start(tr.method, tr.cfg)  # specialist/generalist.init_from: another run's weights
+    if tr.verbose:
+        for key, source in started_from.items():
+            print(
+                f"{key}: {', '.join(source['models'])} start from {source['method']} run {source['folder']}"
+            )
     write_json(
         run.config_path,
         {
             "config": tr.cfg.to_dict(),
             "config_hash": C.config_hash(tr.cfg),
+            **({"warm_start": started_from} if started_from else {}),
             "command": command or " ".join(sys.argv),
             "label_split": tr.split.description,
             "data": tr.data.summary(),

@@ -55,9 +55,15 @@ class Method:
     #: (masks never used for training; logged as ``pseudo_dice`` to show how good each teacher is over training)
     logs_pseudo_quality: bool = False
 
-    def checkpoint_selection(self) -> CheckpointSelection:
-        """Which weights get tested: ``best.pt`` alone by default."""
+    @classmethod
+    def selection_for(cls, cfg: Config) -> CheckpointSelection:
+        """Which weights a run of ``cfg`` gets tested with: ``best.pt`` alone by default. A class method, so a
+        finished run's test-time weights can be found from its config alone (a warm start's source)."""
         return CheckpointSelection()
+
+    def checkpoint_selection(self) -> CheckpointSelection:
+        """Which weights this run gets tested with (:meth:`selection_for` of its config)."""
+        return self.selection_for(self.cfg)
 
     def __init__(self, cfg: Config, data: SegData, rt: Runtime) -> None:
         self.cfg, self.data, self.rt = cfg, data, rt

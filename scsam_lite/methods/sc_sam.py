@@ -104,10 +104,11 @@ class SCSAM(Supervised):
         #: stored image embeddings (``generalist.embedding_cache``), or None: the encoder runs every step
         self.embeddings = embeddings_for_run(cfg, data, self.sam, rt.device)
 
-    def checkpoint_selection(self) -> CheckpointSelection:
+    @classmethod
+    def selection_for(cls, cfg: Config) -> CheckpointSelection:
         """``cotrain.checkpoints``: separate (the reference) tests the U-Net of its own best step, not SAM's best
         step's; its own best is saved either way."""
-        own = ("unet",) if self.cfg.cotrain.checkpoints == "separate" else ()
+        own = ("unet",) if cfg.cotrain.checkpoints == "separate" else ()
         return CheckpointSelection(saved=("unet",), own=own)
 
     # -- the pieces of a step, public so notebook 04 can unroll one step cell by cell ----------------------------

@@ -1,0 +1,87 @@
+"""Warm start (``specialist.init_from`` / ``generalist.init_from``): the regime study's candidate starts SC-SAM
+from the split's trained baselines; these tests pin what moves, what the hash says, and what is refused."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from scsam_lite import config as C
+from scsam_lite.errors import ConfigError
+from scsam_lite.methods.base import model_state
+from scsam_lite.runs import load_checkpoint
+from scsam_lite.trainer import build_training, train
+from scsam_lite.warm_start import warm_start
+
+SHORT = {
+    "train.iterations": "2",
+    "train.val_every": "2",
+    "data.labeled": "0.2",
+    "train.deterministic": "true",
+}
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    """A finished U-Net run and a finished PEFT-SAM run (tiny SAM), two steps each."""
+    root = tmp_path_factory.mktemp("sources")
+    for method in ("unet", "peft-sam"):
+        train(C.build_config("quick", SHORT, method=method), root / method, verbose=False)
+    return root
+
+
+def _sc_sam(**over):
+    cfg = C.resolved(C.build_config("quick", {**SHORT, **over}, method="sc-sam"))
+    from scsam_lite.runtime import setup
+
+    return cfg, build_training(cfg, setup(0, "cpu", verbose=False), embed=False)[2]
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k].float(), b[k].float()) for k in a)
+
+
+@pytest.mark.slow
+def test_both_models_start_from_their_sources_tested_weights(sources):
+    cfg, method = _sc_sam(
+        **{"specialist.init_from": str(sources / "unet"), "generalist.init_from": str(sources / "peft-sam")}
+    )
+    unet_best = load_checkpoint(sources / "unet/checkpoints/best.pt")["method"]["models"]["unet"]
+    sam_best = load_checkpoint(sources / "peft-sam/checkpoints/best.pt")["method"]["models"]["sam"]
+    assert not _same(model_state(method.models["unet"]), unet_best)  # a fresh U-Net is not the trained one
+    loaded = warm_start(method, cfg)
+    assert _same(model_state(method.models["unet"]), unet_best)
+    assert _same(model_state(method.models["sam"]), sam_best)
+    assert loaded["specialist.init_from"]["method"] == "unet" and loaded["generalist.init_from"][
+        "models"
+    ] == ["sam"]
+
+
+@pytest.mark.slow
+def test_the_hash_names_the_source_experiment_not_its_path(sources, tmp_path):
+    shutil.copytree(sources / "unet", tmp_path / "moved")
+    here, moved = (
+        C.config_hash(C.build_config("quick", {"specialist.init_from": str(p)}, method="sc-sam"))
+        for p in (sources / "unet", tmp_path / "moved")
+    )
+    other = C.config_hash(
+        C.build_config("quick", {"specialist.init_from": str(sources / "peft-sam")}, method="sc-sam")
+    )
+    cold = C.config_hash(C.build_config("quick", method="sc-sam"))
+    assert here == moved and len({here, other, cold}) == 3
+
+
+def test_a_source_that_is_not_a_finished_run_is_refused_before_anything_is_written(tmp_path):
+    cfg = C.build_config("quick", {**SHORT, "specialist.init_from": str(tmp_path / "nowhere")}, method="unet")
+    with pytest.raises(ConfigError, match="not a finished run") as err:
+        train(cfg, tmp_path / "run", verbose=False)
+    assert "reference rerun" in err.value.fix and not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_a_source_without_that_model_is_refused(sources):
+    cfg, method = _sc_sam(**{"generalist.init_from": str(sources / "unet")})
+    with pytest.raises(ConfigError, match="no sam to start"):
+        warm_start(method, cfg)
