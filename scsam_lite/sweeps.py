@@ -12,6 +12,7 @@ paper schedules alike.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -232,6 +233,64 @@ def finished_hashes(out: str | Path) -> set[str]:
     return {row["config_hash"] for row in read_results(registry)} if registry.is_file() else set()
 
 
+def _submit_missing(
+    todo: list[PlannedRun],
+    launcher: str,
+    root: Path,
+    slurm: Any,
+    command: str,
+    verbose: bool,
+    dry_run: bool,
+    wait: bool,
+) -> None:
+    """Hand the missing runs to a job launcher (slurm, submitit-local) instead of training them here; with
+    ``wait``, block until the jobs end and report each failed one without hiding the others."""
+    from .launchers import SlurmOptions, submit
+
+    if dry_run:
+        for r in todo:
+            print(f"would submit {r.label}, seed {r.seed} -> {r.run_dir}")
+        return
+    jobs = submit(todo, launcher, root, slurm or SlurmOptions(), command, verbose)
+    if wait:
+        for job in jobs:
+            try:
+                job.result()
+            except Exception as exc:  # one failed job does not hide the others; --status shows its log
+                print(f"job {job.job_id} failed: {str(exc).splitlines()[-1] if str(exc) else exc}")
+
+
+def _copy_reference_runs(todo: list[PlannedRun], dry_run: bool, verbose: bool) -> None:
+    """Copy the records of the project's own finished run of a config instead of training it; the runs so
+    provided are removed from ``todo``, in place (a dry run copies and removes nothing)."""
+    from .reference import copy_records, find_reference
+
+    for r in list(todo):
+        ref = find_reference(r.config, weights=False)
+        if ref is not None and not dry_run:
+            copy_records(ref, r.run_dir, verbose=verbose)
+            todo.remove(r)
+
+
+def _train_missing(
+    todo: list[PlannedRun], train: Callable[..., Any], command: str, dry_run: bool, verbose: bool
+) -> None:
+    """Train the missing runs here, one after the other, each resuming what an interrupted sweep left; ``train``
+    is passed in because :func:`sweep` imports it up front."""
+    for i, r in enumerate(todo, 1):
+        if verbose:
+            print(f"[{i}/{len(todo)}] {r.label}, seed {r.seed} -> {r.run_dir}", flush=True)
+        if dry_run:
+            continue
+        train(
+            r.config,
+            r.run_dir,
+            resume=True,
+            verbose=False,
+            command=command,
+        )
+
+
 def sweep(
     grid: str,
     preset: str = "quick",
@@ -256,7 +315,7 @@ def sweep(
     ``submitit-local`` runs the same jobs as local processes (see :mod:`scsam_lite.launchers`). With
     ``use_reference``, a config that is one of the package's reference runs is copied from its records instead of
     trained (notebook 05 on the ``lab`` profile); ``reference_only`` then trains nothing and says what is missing."""
-    from .launchers import LAUNCHERS, SlurmOptions, submit
+    from .launchers import LAUNCHERS
     from .trainer import train
 
     if launcher not in LAUNCHERS:
@@ -273,26 +332,10 @@ def sweep(
             f"sweep {grid} ({preset}, seeds {list(seeds)}): {len(runs)} runs, {len(runs) - len(todo)} already done"
         )
     if launcher != "local":
-        if dry_run:
-            for r in todo:
-                print(f"would submit {r.label}, seed {r.seed} -> {r.run_dir}")
-            return runs
-        jobs = submit(todo, launcher, root, slurm or SlurmOptions(), command, verbose)
-        if wait:
-            for job in jobs:
-                try:
-                    job.result()
-                except Exception as exc:  # one failed job does not hide the others; --status shows its log
-                    print(f"job {job.job_id} failed: {str(exc).splitlines()[-1] if str(exc) else exc}")
+        _submit_missing(todo, launcher, root, slurm, command, verbose, dry_run, wait)
         return runs
     if use_reference or reference_only:  # the project's own finished runs of a config: records, no training
-        from .reference import copy_records, find_reference
-
-        for r in list(todo):
-            ref = find_reference(r.config, weights=False)
-            if ref is not None and not dry_run:
-                copy_records(ref, r.run_dir, verbose=verbose)
-                todo.remove(r)
+        _copy_reference_runs(todo, dry_run, verbose)
         if reference_only:
             for r in todo:
                 if verbose:
@@ -300,18 +343,7 @@ def sweep(
                         f"no reference run yet for {r.label}, seed {r.seed}: not trained here (reference_only)"
                     )
             return runs
-    for i, r in enumerate(todo, 1):
-        if verbose:
-            print(f"[{i}/{len(todo)}] {r.label}, seed {r.seed} -> {r.run_dir}", flush=True)
-        if dry_run:
-            continue
-        train(
-            r.config,
-            r.run_dir,
-            resume=True,
-            verbose=False,
-            command=command,
-        )
+    _train_missing(todo, train, command, dry_run, verbose)
     return runs
 
 

@@ -39,7 +39,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from .base import SegData
-from .cache import cache_info, load_or_build
+from .cache import Arrays, cache_info, load_or_build
 from .discover import GROUND_TRUTH_NAMES, few, locate
 from .images2d import IMAGE_SUFFIXES_2D, decode_pairs, pair_files
 from .partition import check_fraction, contiguous_blocks, group_names, hashed_holdout, whole_groups
@@ -148,6 +148,62 @@ def _splits(
     return splits, "frames drawn by a fixed hash (leaky: frames of one video in train and test)"
 
 
+def _frame_pairs(folder: Path) -> list[tuple[str, Path, Path]]:
+    """The (frame id, image, mask) triples of the ``Original`` and ground-truth folders, whatever their spelling."""
+    kids = {p.name.lower(): p for p in folder.iterdir()}
+    gt = next(kids[n] for n in GROUND_TRUTH_NAMES if n in kids)
+    return pair_files(kids["original"], gt, IMAGE_SUFFIXES_2D)
+
+
+def _outside_error(
+    ids: list[str], table: tuple[tuple[int, int], ...], folder: Path, source: str
+) -> DataError:
+    """Why a sequence split is impossible (frames the video table lacks) and the ways out, raised before decoding."""
+    outside = _outside(ids, table)
+    return DataError(
+        f"{len(outside)} CVC-ClinicDB frame(s) in {folder} are in no video sequence of {source} "
+        f"(frames 1-{table[-1][1]}): {few(outside)}",
+        "use the official release (scsam-lite download cvc-clinicdb), or put a README listing each "
+        "sequence's frame range (e.g. '| 1 | 1-25 |') in the dataset folder; for a frame split that ignores "
+        "videos (leaky) load it from Python with load_dataset('cvc-clinicdb', split='contiguous')",
+    )
+
+
+def _decode_cached(
+    pairs: list[tuple[str, Path, Path]],
+    folder: Path,
+    resolution: int,
+    cache_dir: str | os.PathLike | None,
+    mask_threshold: int | None,
+) -> tuple[Arrays, dict]:
+    """The decoded frames and masks from the cache, keyed on the mask thresholds too since they change the masks."""
+    multilevel = MULTILEVEL_THRESHOLD if mask_threshold is None else None
+    files = [p for _, image, mask in pairs for p in (image, mask)]
+    return load_or_build(
+        NAME,
+        resolution,
+        files,
+        folder,
+        lambda: decode_pairs(
+            pairs, resolution, f"decoding {NAME} once (cached afterwards)", mask_threshold, multilevel
+        ),
+        cache_dir=cache_dir,
+        params={"mask_threshold": mask_threshold, "multilevel_threshold": multilevel},
+    )
+
+
+def _masks_note(notes: dict, n_frames: int, mask_threshold: int | None) -> str:
+    """The summary's line on how masks were thresholded ("" when none needed it), since the dataset says binary."""
+    if mask_threshold is not None:
+        return f"every mask thresholded at {mask_threshold} (data.mask_threshold)"
+    if notes.get("multilevel_masks"):
+        return (
+            f"{notes['multilevel_masks']} of {n_frames} masks had more than two grey levels (anti-aliased): "
+            f"thresholded at {notes['multilevel_threshold']}"
+        )
+    return ""
+
+
 def load_cvc(
     root: str | os.PathLike | None = None,
     resolution: int = 256,
@@ -175,45 +231,15 @@ def load_cvc(
     val_fraction = check_fraction("val_fraction", val_fraction)
     test_fraction = check_fraction("test_fraction", test_fraction)
     folder = locate(NAME, root, DOWNLOAD_HINT)
-    kids = {p.name.lower(): p for p in folder.iterdir()}
-    gt = next(kids[n] for n in GROUND_TRUTH_NAMES if n in kids)
-    pairs = pair_files(kids["original"], gt, IMAGE_SUFFIXES_2D)
+    pairs = _frame_pairs(folder)
     ids = [p[0] for p in pairs]
     table, source = video_table(folder)
     groups = sequence_groups(ids, table)
     if groups is None and split == "sequences":  # before decoding: fail fast
-        outside = _outside(ids, table)
-        raise DataError(
-            f"{len(outside)} CVC-ClinicDB frame(s) in {folder} are in no video sequence of {source} "
-            f"(frames 1-{table[-1][1]}): {few(outside)}",
-            "use the official release (scsam-lite download cvc-clinicdb), or put a README listing each "
-            "sequence's frame range (e.g. '| 1 | 1-25 |') in the dataset folder; for a frame split that ignores "
-            "videos (leaky) load it from Python with load_dataset('cvc-clinicdb', split='contiguous')",
-        )
+        raise _outside_error(ids, table, folder, source)
     splits, rule = _splits(ids, groups, split, val_fraction, test_fraction)
-    multilevel = MULTILEVEL_THRESHOLD if mask_threshold is None else None
-    files = [p for _, image, mask in pairs for p in (image, mask)]
-    arrays, meta = load_or_build(
-        NAME,
-        resolution,
-        files,
-        folder,
-        lambda: decode_pairs(
-            pairs, resolution, f"decoding {NAME} once (cached afterwards)", mask_threshold, multilevel
-        ),
-        cache_dir=cache_dir,
-        params={"mask_threshold": mask_threshold, "multilevel_threshold": multilevel},
-    )
-    notes = arrays.notes
-    if mask_threshold is not None:
-        masks_note = f"every mask thresholded at {mask_threshold} (data.mask_threshold)"
-    elif notes.get("multilevel_masks"):
-        masks_note = (
-            f"{notes['multilevel_masks']} of {len(ids)} masks had more than two grey levels (anti-aliased): "
-            f"thresholded at {notes['multilevel_threshold']}"
-        )
-    else:
-        masks_note = ""
+    arrays, meta = _decode_cached(pairs, folder, resolution, cache_dir, mask_threshold)
+    masks_note = _masks_note(arrays.notes, len(ids), mask_threshold)
     info = {
         "source": str(folder),
         "split_rule": rule,

@@ -127,6 +127,54 @@ def _fetch_archive(src: Source, staging: Path, target: Path, force: bool, progre
     )
 
 
+def _download_checkpoint(src: Source, root: str | os.PathLike | None, force: bool, progress: bool) -> Path:
+    """A checkpoint is one verified ``.pth`` file, no archive to unpack: it goes straight to its folder."""
+    folder = Path(root).expanduser() if root not in (None, "") else paths.checkpoint_dir()
+    dest = folder / src.filename
+    if force:
+        dest.unlink(missing_ok=True)
+        part_path(dest).unlink(missing_ok=True)
+    if not dest.is_file():
+        _writable_root(folder)
+        _check_space(folder, src.size, src.filename)
+    assert src.url is not None
+    return download_file(
+        src.url,
+        dest,
+        sha256=src.sha256,
+        expected_size=src.size,
+        progress=progress,
+        manual=f"download {src.url} by hand (see {src.page}) and save it as {dest}",
+    )
+
+
+def _dataset_root(src: Source, root: str | os.PathLike | None) -> Path:
+    """The data root for a dataset: unlike a checkpoint, which has a default folder, a dataset needs one."""
+    base = paths.data_root(root)
+    if base is None:
+        raise ConfigError(
+            f"no data root given for {src.name}",
+            "pass root=DIR (--root DIR on the command line) or set SCSAM_DATA_ROOT=DIR",
+        )
+    return base
+
+
+def _existing_copy(src: Source, base: Path, target: Path) -> Path | None:
+    """The data folder of a usable copy already there (verified download, or one found by discovery), else
+    None; refuses to download over something at ``target`` that is not a complete copy."""
+    done = _verified(target, src) or _find_existing(src.name, base)
+    if done is not None:
+        return done
+    if target.is_dir() and any(target.iterdir()):
+        raise DownloadError(
+            f"{target} exists but does not hold a complete {src.name}",
+            "move it away, or pass force=True (--force) to replace it with a fresh download",
+        )
+    if target.exists() and not target.is_dir():
+        raise DownloadError(f"{target} is a file, not a folder", "move it away and run again")
+    return None
+
+
 def download(
     name: str,
     root: str | os.PathLike | None = None,
@@ -160,42 +208,14 @@ def download(
     """
     src = resolve(name, source)
     if src.kind == "checkpoint":
-        folder = Path(root).expanduser() if root not in (None, "") else paths.checkpoint_dir()
-        dest = folder / src.filename
-        if force:
-            dest.unlink(missing_ok=True)
-            part_path(dest).unlink(missing_ok=True)
-        if not dest.is_file():
-            _writable_root(folder)
-            _check_space(folder, src.size, src.filename)
-        assert src.url is not None
-        return download_file(
-            src.url,
-            dest,
-            sha256=src.sha256,
-            expected_size=src.size,
-            progress=progress,
-            manual=f"download {src.url} by hand (see {src.page}) and save it as {dest}",
-        )
+        return _download_checkpoint(src, root, force, progress)
 
-    base = paths.data_root(root)
-    if base is None:
-        raise ConfigError(
-            f"no data root given for {src.name}",
-            "pass root=DIR (--root DIR on the command line) or set SCSAM_DATA_ROOT=DIR",
-        )
+    base = _dataset_root(src, root)
     target = base / src.name
     if not force:
-        done = _verified(target, src) or _find_existing(src.name, base)
+        done = _existing_copy(src, base, target)
         if done is not None:
             return done
-        if target.is_dir() and any(target.iterdir()):
-            raise DownloadError(
-                f"{target} exists but does not hold a complete {src.name}",
-                "move it away, or pass force=True (--force) to replace it with a fresh download",
-            )
-        if target.exists() and not target.is_dir():
-            raise DownloadError(f"{target} is a file, not a folder", "move it away and run again")
 
     _writable_root(base)
     staging = base / STAGING

@@ -161,6 +161,116 @@ def _matches(path: Path, sha256: str | None, size: int | None, md5: str | None) 
     )
 
 
+def _usable_part(part: Path, expected_size: int | None) -> int:
+    """Bytes of ``part`` to resume from; a ``.part`` longer than the expected file is junk, deleted."""
+    have = part.stat().st_size if part.is_file() else 0
+    if expected_size is not None and have > expected_size:
+        part.unlink()
+        have = 0
+    return have
+
+
+def _open(url: str, have: int, timeout: float) -> Any:
+    """The server's response for ``url``, asking only for the bytes after the first ``have`` when there are some."""
+    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    return urlopen(Request(url, headers=headers), timeout=timeout)
+
+
+def _whole_part(
+    error: HTTPError, part: Path, have: int, expected_size: int | None, want_md5: bool
+) -> dict[str, Any] | None:
+    """After HTTP 416 (nothing left to send): hashers of ``part`` when it is already whole; else None, the
+    ``.part`` (longer than the file: junk) deleted so that the next round starts over."""
+    total = _total_from_content_range(error.headers.get("Content-Range"))
+    if have in (total, expected_size):
+        hashers = _hashers(want_md5)
+        _hash_into(part, hashers)
+        return hashers
+    part.unlink()
+    return None
+
+
+def _http_error(url: str, error: HTTPError, by_hand: str) -> DownloadError:
+    """What an HTTP error status (404, ...) means for the user, with the manual alternative."""
+    return DownloadError(
+        f"{url} answered HTTP {error.code} ({error.reason})"
+        + (": the file is not there (moved or renamed?)" if error.code == 404 else ""),
+        by_hand[0].upper() + by_hand[1:],
+    )
+
+
+def _unreachable(url: str, error: BaseException, by_hand: str) -> DownloadError:
+    """The error for a server that could not be reached at all (offline, refused, timed out)."""
+    return DownloadError(
+        f"could not reach {url}: {_reason(error)}",
+        f"check the internet connection (this machine may be offline), then run the same command again; "
+        f"or {by_hand}",
+    )
+
+
+def _write_body(
+    response: Any, url: str, part: Path, have: int, hashers: dict[str, Any], total: int | None, progress: bool
+) -> int:
+    """Stream the response's body onto ``part`` (appended after ``have`` bytes) and into ``hashers``; returns
+    the bytes received. A connection that breaks off leaves ``part`` for the next call to resume."""
+    received = 0
+    with (
+        open(part, "ab" if have else "wb") as out,
+        _progress_bar(total, have, part.stem, progress) as bar,
+    ):
+        try:
+            while block := response.read(CHUNK):
+                out.write(block)
+                for h in hashers.values():
+                    h.update(block)
+                received += len(block)
+                bar.update(len(block))
+        except (OSError, http.client.HTTPException) as e:
+            raise DownloadError(
+                f"the download of {url} broke off after {have + received} bytes ({_reason(e)})",
+                f"run the same command again: it resumes from {part}",
+            ) from None
+    return received
+
+
+def _receive(
+    response: Any,
+    url: str,
+    part: Path,
+    have: int,
+    expected_size: int | None,
+    want_md5: bool,
+    progress: bool,
+    by_hand: str,
+) -> dict[str, Any] | None:
+    """Complete ``part`` from one response and check that all of it arrived; returns hashers fed with all of
+    ``part``'s bytes, or None when the server resumed at another offset (``part`` deleted: start over)."""
+    with response:
+        resumed = bool(have) and response.status == 206
+        if have and not resumed:
+            have = 0  # the server ignored Range and sends the whole file: start over
+        elif resumed:
+            start = (response.headers.get("Content-Range") or "").replace("bytes", "").strip()
+            if not start.startswith(f"{have}-"):
+                part.unlink()
+                return None
+        length_header = response.headers.get("Content-Length")
+        length = int(length_header) if length_header and length_header.isdigit() else None
+        total = have + length if length is not None else expected_size
+        hashers = _hashers(want_md5)
+        if have:
+            _hash_into(part, hashers)
+        received = _write_body(response, url, part, have, hashers, total, progress)
+    if length is not None and received < length:
+        raise DownloadError(
+            f"the download of {url} was cut short: {have + received} of {have + length} bytes arrived",
+            f"run the same command again: it resumes from {part}; or {by_hand}",
+        )
+    return hashers
+
+
 def _fetch(
     url: str,
     part: Path,
@@ -172,74 +282,22 @@ def _fetch(
 ) -> dict[str, Any]:
     """Bring ``part`` to the full file; returns hashers fed with all of its bytes."""
     for _attempt in range(2):  # a second round only after the server refused to resume
-        have = part.stat().st_size if part.is_file() else 0
-        if expected_size is not None and have > expected_size:
-            part.unlink()
-            have = 0
-        headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
-        if have:
-            headers["Range"] = f"bytes={have}-"
+        have = _usable_part(part, expected_size)
         try:
-            response = urlopen(Request(url, headers=headers), timeout=timeout)
+            response = _open(url, have, timeout)
         except HTTPError as e:
             if e.code == 416 and have:
                 # Nothing left to send: the .part is already whole, or it is longer than the file (junk).
-                total = _total_from_content_range(e.headers.get("Content-Range"))
-                if have in (total, expected_size):
-                    hashers = _hashers(want_md5)
-                    _hash_into(part, hashers)
+                hashers = _whole_part(e, part, have, expected_size, want_md5)
+                if hashers is not None:
                     return hashers
-                part.unlink()
                 continue
-            raise DownloadError(
-                f"{url} answered HTTP {e.code} ({e.reason})"
-                + (": the file is not there (moved or renamed?)" if e.code == 404 else ""),
-                by_hand[0].upper() + by_hand[1:],
-            ) from None
+            raise _http_error(url, e, by_hand) from None
         except (URLError, OSError, http.client.HTTPException) as e:
-            raise DownloadError(
-                f"could not reach {url}: {_reason(e)}",
-                f"check the internet connection (this machine may be offline), then run the same command again; "
-                f"or {by_hand}",
-            ) from None
-        with response:
-            resumed = bool(have) and response.status == 206
-            if have and not resumed:
-                have = 0  # the server ignored Range and sends the whole file: start over
-            elif resumed:
-                start = (response.headers.get("Content-Range") or "").replace("bytes", "").strip()
-                if not start.startswith(f"{have}-"):
-                    part.unlink()
-                    continue
-            length_header = response.headers.get("Content-Length")
-            length = int(length_header) if length_header and length_header.isdigit() else None
-            total = have + length if length is not None else expected_size
-            hashers = _hashers(want_md5)
-            if have:
-                _hash_into(part, hashers)
-            received = 0
-            with (
-                open(part, "ab" if have else "wb") as out,
-                _progress_bar(total, have, part.stem, progress) as bar,
-            ):
-                try:
-                    while block := response.read(CHUNK):
-                        out.write(block)
-                        for h in hashers.values():
-                            h.update(block)
-                        received += len(block)
-                        bar.update(len(block))
-                except (OSError, http.client.HTTPException) as e:
-                    raise DownloadError(
-                        f"the download of {url} broke off after {have + received} bytes ({_reason(e)})",
-                        f"run the same command again: it resumes from {part}",
-                    ) from None
-        if length is not None and received < length:
-            raise DownloadError(
-                f"the download of {url} was cut short: {have + received} of {have + length} bytes arrived",
-                f"run the same command again: it resumes from {part}; or {by_hand}",
-            )
-        return hashers
+            raise _unreachable(url, e, by_hand) from None
+        hashers = _receive(response, url, part, have, expected_size, want_md5, progress, by_hand)
+        if hashers is not None:
+            return hashers
     raise DownloadError(
         f"{url} refused to resume the partial download {part}, even after starting over",
         f"delete {part} and run again; or {by_hand}",
