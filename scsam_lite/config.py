@@ -536,13 +536,15 @@ def hashed_items(cfg: Config) -> dict[str, Any]:
 
 
 def run_identity(folder: str) -> str:
-    """What a warm start's source run stands for in a hash: ``run:<its config hash>`` read from its config.json,
-    or the path as given while there is none (training then refuses it, naming the fix)."""
-
-    try:
-        return "run:" + json.loads((Path(folder).expanduser() / "config.json").read_text())["config_hash"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return str(folder)
+    """What a warm start's source run stands for in a hash: ``run:<its config hash>`` read from its config.json (a
+    run folder, or a reference-run name such as ``lab/unet-s0``, which a committed record uses so that its hash
+    holds on any machine), or the value as given while there is none (training then refuses it, naming the fix)."""
+    for candidate in (Path(folder).expanduser(), Path(__file__).parent / "reference_runs" / folder):
+        try:
+            return "run:" + json.loads((candidate / "config.json").read_text())["config_hash"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return str(folder)
 
 
 def config_hash(cfg: Config) -> str:

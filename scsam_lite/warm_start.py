@@ -34,14 +34,22 @@ def check_sources(cfg: C.Config) -> None:
 
 
 def _finished_run(folder: str | Path, key: str) -> RunDir:
+    """The source run folder, or an error naming the fix: a reference-run name (``lab/unet-s0``, as committed
+    records write it) has no weights to start from, so it has to be retrained into a folder first."""
     run = RunDir(folder)
-    if not run.config_path.is_file() or not run.best_path.is_file():
+    if run.best_path.is_file() and run.config_path.is_file():
+        return run
+    if not run.path.exists() and C.run_identity(str(folder)).startswith("run:"):
         raise ConfigError(
-            f"{key}={folder} is not a finished run with weights (no config.json or checkpoints/best.pt)",
-            "give the --out of a finished run (a reference run kept as records only: scsam-lite reference "
-            "rerun NAME --out DIR first, then that DIR)",
+            f"{key}={folder} names a reference run, whose record keeps no weights to start from",
+            f"scsam-lite reference rerun {folder} --out DIR, then --set {key}=DIR (the same experiment: the "
+            "same config hash)",
         )
-    return run
+    raise ConfigError(
+        f"{key}={folder} is not a finished run with weights (no config.json or checkpoints/best.pt)",
+        "give the --out of a finished run (a reference run kept as records only: scsam-lite reference "
+        "rerun NAME --out DIR first, then that DIR)",
+    )
 
 
 def tested_weights(folder: str | Path) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:

@@ -85,3 +85,15 @@ def test_a_source_without_that_model_is_refused(sources):
     cfg, method = _sc_sam(**{"generalist.init_from": str(sources / "unet")})
     with pytest.raises(ConfigError, match="no sam to start"):
         warm_start(method, cfg)
+
+
+def test_a_committed_record_names_its_source_by_reference_run_and_keeps_its_hash(tmp_path):
+    """Records write ``lab/unet-s0`` (not a path of the machine that trained them): the same identity as a folder
+    holding a run of that config, and training from the name alone says how to get its weights."""
+    from scsam_lite.reference import get_reference
+
+    assert C.run_identity("lab/unet-s0") == "run:" + get_reference("lab/unet-s0").config_hash
+    cfg = C.build_config("quick", {**SHORT, "specialist.init_from": "lab/unet-s0"}, method="unet")
+    with pytest.raises(ConfigError, match="names a reference run") as err:
+        train(cfg, tmp_path / "run", verbose=False)
+    assert "reference rerun lab/unet-s0 --out DIR" in err.value.fix
