@@ -82,7 +82,13 @@ def warm_start(method: Method, cfg: C.Config) -> dict[str, dict[str, Any]]:
                     f"this run's {name} from",
                     "give a run that trained that model (the U-Net: unet, mean-teacher, sc-sam; SAM: peft-sam, sc-sam)",
                 )
-            load_model_state(method.models[name], states[source])
+            try:
+                load_model_state(method.models[name], states[source])
+            except RuntimeError as err:  # another backbone, SAM or resolution: the shapes do not fit
+                raise ConfigError(
+                    f"{key}={folder}: its {source} does not fit this run's {name} ({str(err).splitlines()[0][:160]})",
+                    "start from a run with the same specialist.name / generalist.name and input size",
+                ) from None
         loaded[key] = {
             "folder": str(Path(folder).expanduser()),
             "config_hash": saved.get("config_hash"),

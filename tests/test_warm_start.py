@@ -81,10 +81,14 @@ def test_a_source_that_is_not_a_finished_run_is_refused_before_anything_is_writt
 
 
 @pytest.mark.slow
-def test_a_source_without_that_model_is_refused(sources):
+def test_a_source_without_that_model_or_of_another_shape_is_refused(sources):
     cfg, method = _sc_sam(**{"generalist.init_from": str(sources / "unet")})
     with pytest.raises(ConfigError, match="no sam to start"):
         warm_start(method, cfg)
+    cfg, method = _sc_sam(**{"specialist.init_from": str(sources / "unet"), "specialist.name": "resunet"})
+    with pytest.raises(ConfigError, match="does not fit") as err:
+        warm_start(method, cfg)
+    assert "same specialist.name" in err.value.fix
 
 
 def test_a_committed_record_names_its_source_by_reference_run_and_keeps_its_hash(tmp_path):
