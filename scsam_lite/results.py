@@ -5,6 +5,7 @@ committed records, so that no table is typed by hand. ``scsam-lite results --wri
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -149,7 +150,17 @@ def step_label(cfg: Any, base: Any = None) -> str:
 
     base = base if base is not None else _lab_defaults()
     changed = C.diff(base, cfg, ignore=C.UNHASHED | _SAME_STEP)
-    return ", ".join(f"{k.split('.', 1)[-1]}: {v}" for k, (_, v) in sorted(changed.items())) or "ours"
+    return ", ".join(_change(k, v) for k, (_, v) in sorted(changed.items())) or "ours"
+
+
+def _change(key: str, value: Any) -> str:
+    """One changed setting as a label; a warm start's source without its seed (``specialist from lab/unet``), so
+    the seeds of one regime share a row."""
+    from . import config as C
+
+    if key in C.RUN_SOURCES:
+        return f"{key.split('.')[0]} from {re.sub(r'-s[0-9]+$', '', str(value).rstrip('/'))}"
+    return f"{key.split('.', 1)[-1]}: {value}"
 
 
 def fidelity_table(refs: list[ReferenceRun]) -> str:

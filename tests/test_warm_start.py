@@ -101,3 +101,13 @@ def test_a_committed_record_names_its_source_by_reference_run_and_keeps_its_hash
     with pytest.raises(ConfigError, match="names a reference run") as err:
         train(cfg, tmp_path / "run", verbose=False)
     assert "reference rerun lab/unet-s0 --out DIR" in err.value.fix
+
+
+def test_the_seeds_of_a_warm_start_share_one_row_of_the_step_table():
+    from scsam_lite.results import step_label
+
+    labels = {
+        step_label(C.build_config("lab", {"specialist.init_from": f"lab/unet-s{s}"}, method="sc-sam"))
+        for s in (0, 1, 2)
+    }
+    assert labels == {"specialist from lab/unet"}
