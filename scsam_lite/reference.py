@@ -93,6 +93,25 @@ class ReferenceRun:
         return f"{self.config.train.iterations} steps in {took} on {where} (commit {commit})"
 
 
+def _name_warm_start_sources(record: dict[str, Any]) -> None:
+    """Replace each warm-start source folder (config, ``warm_start``, command) by the name of the package's
+    reference run of the same config hash (``lab/unet-s0``): the same identity in the hash, and no path of the
+    machine that trained it in the package. A source with no such reference run is refused: export it first."""
+    by_hash = {ref.config_hash: ref.name for ref in reference_runs()}
+    for key, source in record.get("warm_start", {}).items():
+        name = by_hash.get(source.get("config_hash"))
+        if name is None:
+            raise ConfigError(
+                f"{key}: the run it started from ({source.get('folder')}) is not a reference run",
+                "export that run first (scsam-lite reference export NAME --run ITS_FOLDER), then this one",
+            )
+        section, field = key.split(".")
+        folder = record["config"][section][field]
+        record["config"][section][field] = name
+        record["command"] = record.get("command", "").replace(folder, name)
+        source["folder"] = name
+
+
 def reference_runs(root: str | Path | None = None) -> list[ReferenceRun]:
     """Every reference run under ``root`` (default: the package's), sorted by name."""
     root = Path(root) if root else REFERENCE_ROOT
@@ -221,6 +240,7 @@ def export_reference(
         record = read_json(tmp / "config.json")
         for where in {str(run.path.resolve()), str(run.path)}:
             record["command"] = record.get("command", "").replace(where, "RUN_DIR")
+        _name_warm_start_sources(record)
         write_json(tmp / "config.json", record)
         problems = check_reference(ReferenceRun(name, tmp))
         if problems:

@@ -111,3 +111,29 @@ def test_the_seeds_of_a_warm_start_share_one_row_of_the_step_table():
         for s in (0, 1, 2)
     }
     assert labels == {"specialist from lab/unet"}
+
+
+def test_export_names_a_warm_start_source_by_its_reference_run_or_refuses():
+    """No path of the training machine goes into a committed record: the source becomes ``lab/unet-s0``."""
+    from scsam_lite.reference import _name_warm_start_sources, get_reference
+
+    folder = "/somewhere/runs/unet-s0"
+    record = {
+        "config": C.build_config("lab", {"specialist.init_from": folder}, method="sc-sam").to_dict(),
+        "command": f"scsam-lite train --set specialist.init_from={folder} --out RUN_DIR",
+        "warm_start": {
+            "specialist.init_from": {
+                "folder": folder,
+                "config_hash": get_reference("lab/unet-s0").config_hash,
+            }
+        },
+    }
+    _name_warm_start_sources(record)
+    assert record["config"]["specialist"]["init_from"] == "lab/unet-s0"
+    assert (
+        folder not in record["command"]
+        and record["warm_start"]["specialist.init_from"]["folder"] == "lab/unet-s0"
+    )
+    record["warm_start"]["specialist.init_from"]["config_hash"] = "000000000000"
+    with pytest.raises(ConfigError, match="not a reference run"):
+        _name_warm_start_sources(record)
