@@ -63,6 +63,15 @@ REGIMES = {
         unet="regime/warm-unet",
         mean_teacher="regime/warm-mean-teacher",
     ),
+    # the warm start with the U-Net's loss on SAM's masks ramped up: the warm U-Net collapsed within 100 steps under
+    # the full weight from step 0. The controls train alone, so the continued baselines of "warm" serve unchanged
+    "warm-rampup": Regime(
+        "a warm start with the U-Net's loss ramped up (init_from and cotrain.unet_rampup=true)",
+        "regime/warm-rampup",
+        peft_sam="regime/warm-peft-sam",
+        unet="regime/warm-unet",
+        mean_teacher="regime/warm-mean-teacher",
+    ),
 }
 
 
