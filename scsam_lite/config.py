@@ -108,6 +108,8 @@ class GeneralistConfig:
     # embed every image once with the frozen encoder and train the prompt encoder and decoder on the stored
     # embeddings (needs peft=none; SAM then sees un-augmented images): SAM on real data on a CPU
     embedding_cache: bool = False
+    # images per encoder pass where no gradient reaches the encoder (None: the whole batch): memory, not results
+    encoder_batch: int | None = None
 
 
 @dataclass
@@ -250,6 +252,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         # a batch peaks at 3.0 GB resident (two passes 4.4 GB), at 8 at 1.6 GB (2.0 GB), and a training process
         # keeps its peak (freed blocks are kept for speed); embedding batches are capped by the same number
         "train.eval_batch_size": 8,
+        # LiteMedSAM's encoder peaks at about 0.2 GB per image at 256 px: notebook 04's live step (12 images,
+        # the encoder run each step) peaked at 6.4 GB in one pass, 4 at a time keeps it under 4 GB
+        "generalist.encoder_batch": 4,
     },
     "paper": {
         # the reference's schedule
@@ -297,6 +302,7 @@ UNHASHED = {
     "generalist.fast_attention",
     "generalist.fast_decoder",
     "generalist.compile",
+    "generalist.encoder_batch",
 }
 
 
@@ -482,6 +488,11 @@ def validate(cfg: Config) -> None:
             f"lite_medsam runs at 256 px only (its TinyViT has fixed-size attention biases), not {g.image_size}",
             "leave generalist.image_size unset (or 256)",
         )
+    if g.encoder_batch is not None and g.encoder_batch < 1:
+        raise ConfigError(
+            f"generalist.encoder_batch={g.encoder_batch} must be at least 1",
+            "use e.g. --set generalist.encoder_batch=4, or leave it unset (the whole batch in one pass)",
+        )
     if g.embedding_cache and g.peft != "none":
         raise ConfigError(
             f"generalist.embedding_cache needs a frozen image encoder, but generalist.peft={g.peft} trains it",
@@ -491,7 +502,7 @@ def validate(cfg: Config) -> None:
     if p.n_pos < 0 or p.n_neg < 0 or (p.kind != "box" and p.n_pos + p.n_neg == 0):
         raise ConfigError(
             f"prompts.n_pos={p.n_pos}, prompts.n_neg={p.n_neg}: point prompts need at least one point",
-            "use e.g. --set prompts.n_pos=5 prompts.n_neg=5, or --set prompts.kind=box",
+            "use e.g. --set prompts.n_pos=5 --set prompts.n_neg=5, or --set prompts.kind=box",
         )
 
 

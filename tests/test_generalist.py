@@ -214,3 +214,53 @@ def test_pixel_norm_none_feeds_raw_intensities():
     assert not torch.allclose(own.preprocess(images), images.expand(-1, 3, -1, -1))
     with pytest.raises(ConfigError):
         C.build_config("quick", {"generalist.pixel_norm": "imagenet-ish"})
+
+
+def _encoder_passes(g: Generalist) -> list[int]:
+    """The batch sizes the image encoder is called with, recorded by a forward hook."""
+    sizes: list[int] = []
+    g.image_encoder.register_forward_hook(lambda mod, inp, out: sizes.append(len(inp[0])))
+    return sizes
+
+
+def test_encoder_batch_splits_gradient_free_passes_with_the_same_embeddings():
+    """Memory, not results: a frozen or gradient-free encoder runs in parts of ``encoder_batch`` images and gives
+    the whole batch's embeddings; where a gradient reaches the encoder it runs whole (nothing saved by parts)."""
+    from scsam_lite import config as C
+    from scsam_lite.generalist import generalist_from_config
+
+    torch.manual_seed(0)
+    images = torch.rand(5, 3, 48, 48)
+    g = generalist_from_config(C.build_config("quick", {"generalist.encoder_batch": 2}).generalist).eval()
+    sizes = _encoder_passes(g)
+    with torch.no_grad():
+        parts = g.embed(images)
+        g.encoder_batch = None
+        whole = g.embed(images)
+    assert sizes == [2, 2, 1, 5]
+    torch.testing.assert_close(parts, whole, rtol=1e-5, atol=1e-6)
+    g.encoder_batch = 2
+    assert any(p.requires_grad for p in g.image_encoder.parameters())  # quick: adapters train
+    sizes.clear()
+    g.embed(images)  # a gradient reaches the adapters: one pass
+    assert sizes == [5]
+    with pytest.raises(ConfigError, match="encoder_batch"):
+        C.build_config("quick", {"generalist.encoder_batch": 0})
+    assert C.build_config("lab").generalist.encoder_batch == 4
+    assert C.config_hash(C.build_config("quick", {"generalist.encoder_batch": 2})) == C.config_hash(
+        C.build_config("quick")
+    )
+
+
+def test_frozen_batch_norms_are_in_eval_mode_from_construction():
+    """A run's LiteMedSAM keeps its pretrained batch-norm statistics before any ``.train()`` call: notebook 04's
+    live cells run it straight after building (in train mode its frozen batch norms would normalise with the batch
+    and overwrite their running statistics), and the encoder may then run in parts (``encoder_batch``)."""
+    from scsam_lite import config as C
+    from scsam_lite.generalist import generalist_from_config
+
+    g = generalist_from_config(C.build_config("lab").generalist)
+    norms = [m for m in g.image_encoder.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert norms and g.training and not any(m.training for m in norms)
+    with torch.no_grad():
+        assert g._encoder_per_image()

@@ -45,6 +45,7 @@ def generalist_from_config(gcfg, *, peft: bool = True) -> Generalist:  # gcfg: c
     model = build_generalist(
         gcfg.name, pretrained=gcfg.pretrained, checkpoint=gcfg.checkpoint, rel_pos=gcfg.rel_pos, **size
     )
+    model.encoder_batch = gcfg.encoder_batch
     if gcfg.pixel_norm == "none":  # raw [0, 1] intensities into the encoder
         model.pixel_mean.zero_()
         model.pixel_std.fill_(1.0)
@@ -71,6 +72,8 @@ def generalist_from_config(gcfg, *, peft: bool = True) -> Generalist:  # gcfg: c
         train_prompt_encoder=gcfg.train_prompt_encoder,
         train_mask_decoder=gcfg.train_mask_decoder,
     )
+    # frozen batch norms in eval mode from the start, not only after a .train() call
+    model.train(model.training)
     use_fast_attention(model, gcfg.fast_attention)
     use_fast_decoder(model.mask_decoder, gcfg.fast_decoder)
     model.fast_decoder = gcfg.fast_decoder

@@ -58,6 +58,9 @@ class Generalist(nn.Module):
         self.learned_tokens: nn.Module | None = None
         #: compute masks as ``fast_decoder.py`` does (same result, less work); False: segment-anything's way
         self.fast_decoder = True
+        #: images per encoder pass where no gradient reaches the encoder (None: the whole batch at once): the
+        #: peak memory of a pass grows with its images (LiteMedSAM about 0.2 GB each), its result does not
+        self.encoder_batch: int | None = None
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(1, 3, 1, 1), persistent=False)
 
@@ -93,7 +96,21 @@ class Generalist(nn.Module):
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """Image embeddings ``(B, C, h, w)``: the expensive half, independent of the prompts."""
-        return self.image_encoder(self.preprocess(images))
+        x = self.preprocess(images)
+        n = self.encoder_batch
+        if n is None or len(x) <= n or not self._encoder_per_image():
+            return self.image_encoder(x)
+        return torch.cat([self.image_encoder(part) for part in x.split(n)])
+
+    def _encoder_per_image(self) -> bool:
+        """Whether the encoder may run in parts: no gradient reaches it (nothing to keep for a backward pass)
+        and no batch norm in train mode (which would normalise each part with its own statistics)."""
+        if torch.is_grad_enabled() and any(p.requires_grad for p in self.image_encoder.parameters()):
+            return False
+        return not any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
+            for m in self.image_encoder.modules()
+        )
 
     # -- prompts ------------------------------------------------------------------------------------------------
     def to_model_frame(self, xy: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
