@@ -188,6 +188,44 @@ def matmul_rate(
     return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
 
 
+def _median_rows(runs: list[BenchRow], paths: tuple[str, ...]) -> list[BenchRow]:
+    """Each path's median round by ms/step (the faster of the middle two for an even count), in the order of
+    ``paths``: one slow round, from a busy CPU or a cold cache, cannot move a median."""
+    rows = []
+    for p in paths:
+        mine = sorted((r for r in runs if r.path == p), key=lambda r: r.ms_per_step)
+        rows.append(mine[(len(mine) - 1) // 2])
+    return rows
+
+
+def _speedups(rows: list[BenchRow]) -> dict[str, float]:
+    """The ratios of each stock path's ms/step to the fast path's, for the paths that were timed (the keys
+    ``speedup``, ``speedup_decoder``, ``speedup_allocator``, ``speedup_cpu``, in that order, as saved)."""
+    result: dict[str, float] = {}
+    by = {r.path: r for r in rows}
+    if "fast" in by and "stock" in by:
+        result["speedup"] = round(by["stock"].ms_per_step / by["fast"].ms_per_step, 2)
+    if "fast" in by and "stock-decoder" in by:
+        result["speedup_decoder"] = round(by["stock-decoder"].ms_per_step / by["fast"].ms_per_step, 2)
+    if "fast" in by and "stock-allocator" in by:
+        result["speedup_allocator"] = round(by["stock-allocator"].ms_per_step / by["fast"].ms_per_step, 2)
+    if "fast" in by and "stock-cpu" in by:
+        result["speedup_cpu"] = round(by["stock-cpu"].ms_per_step / by["fast"].ms_per_step, 2)
+    return result
+
+
+def _bench_path(cfg: C.Config, out: str | Path | None) -> Path:
+    """Where the result is saved: ``out``, or a file under ``runs/bench/`` named after method, generalist and
+    time, so that successive benchmarks never overwrite one another."""
+    return (
+        Path(out)
+        if out
+        else runs_dir()
+        / "bench"
+        / f"bench-{cfg.train.method}-{cfg.generalist.name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    )
+
+
 def bench(
     cfg: C.Config,
     *,
@@ -220,10 +258,7 @@ def bench(
     runs = [
         time_path(cfg, p, steps=steps, warmup=warmup, verbose=verbose) for _ in range(repeat) for p in paths
     ]
-    rows = []
-    for p in paths:
-        mine = sorted((r for r in runs if r.path == p), key=lambda r: r.ms_per_step)
-        rows.append(mine[(len(mine) - 1) // 2])
+    rows = _median_rows(runs, paths)
     keep_freed_memory(_keep_freed_memory_default())  # the process as it was before the stock paths
     result: dict[str, Any] = {
         "command": command,
@@ -239,24 +274,10 @@ def bench(
         "matmul_gflop_per_s": round(matmul_rate(rt.device, rt.amp_dtype or torch.float32), 1),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    by = {r.path: r for r in rows}
-    if "fast" in by and "stock" in by:
-        result["speedup"] = round(by["stock"].ms_per_step / by["fast"].ms_per_step, 2)
-    if "fast" in by and "stock-decoder" in by:
-        result["speedup_decoder"] = round(by["stock-decoder"].ms_per_step / by["fast"].ms_per_step, 2)
-    if "fast" in by and "stock-allocator" in by:
-        result["speedup_allocator"] = round(by["stock-allocator"].ms_per_step / by["fast"].ms_per_step, 2)
-    if "fast" in by and "stock-cpu" in by:
-        result["speedup_cpu"] = round(by["stock-cpu"].ms_per_step / by["fast"].ms_per_step, 2)
+    result.update(_speedups(rows))
     if verbose:
         print(format_bench(result))
-    path = (
-        Path(out)
-        if out
-        else runs_dir()
-        / "bench"
-        / f"bench-{cfg.train.method}-{cfg.generalist.name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    )
+    path = _bench_path(cfg, out)
     write_json(path, result)
     result["saved_to"] = str(path)
     if verbose:

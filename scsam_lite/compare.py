@@ -139,6 +139,24 @@ def _group_bootstrap(
     return sums[draws].sum(axis=1) / counts[draws].sum(axis=1), sums / counts
 
 
+def _check_pairable(a: dict[str, float], b: dict[str, float], names: tuple[str, str], n_boot: int) -> None:
+    """Refuse inputs that give no paired comparison: no bootstrap samples, no items, or different items on the
+    two sides (an unpaired difference would mix which images were drawn with how good the models are)."""
+    if n_boot < 1:
+        raise ConfigError(
+            f"{n_boot} bootstrap samples give no interval", "use --boot 1000 or more (default 10000)"
+        )
+    if set(a) != set(b):
+        only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
+        raise DataError(
+            f"the two were scored on different items ({len(only_a)} only in {names[0]}, e.g. {only_a[:2]}; "
+            f"{len(only_b)} only in {names[1]}, e.g. {only_b[:2]})",
+            "evaluate both runs on the same dataset, resolution and split (scsam-lite evaluate RUN --split test)",
+        )
+    if not a:
+        raise DataError("no items to compare", "evaluate the runs on a split with at least one item")
+
+
 def paired_comparison(
     a: dict[str, float],
     b: dict[str, float],
@@ -155,19 +173,7 @@ def paired_comparison(
     since an unpaired difference would mix which images were drawn with how good the models are. ``groups``
     (``{item: group}``): resample whole groups and test per-group mean differences (see the module docstring).
     """
-    if n_boot < 1:
-        raise ConfigError(
-            f"{n_boot} bootstrap samples give no interval", "use --boot 1000 or more (default 10000)"
-        )
-    if set(a) != set(b):
-        only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
-        raise DataError(
-            f"the two were scored on different items ({len(only_a)} only in {names[0]}, e.g. {only_a[:2]}; "
-            f"{len(only_b)} only in {names[1]}, e.g. {only_b[:2]})",
-            "evaluate both runs on the same dataset, resolution and split (scsam-lite evaluate RUN --split test)",
-        )
-    if not a:
-        raise DataError("no items to compare", "evaluate the runs on a split with at least one item")
+    _check_pairable(a, b, names, n_boot)
     items = sorted(a)
     va = np.array([a[k] for k in items], dtype=float)
     vb = np.array([b[k] for k in items], dtype=float)

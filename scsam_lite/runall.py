@@ -109,6 +109,32 @@ def _failure(name: str, exc: Any) -> NotebookError:
     )
 
 
+def _select_notebooks(folder: Path, only: list[str] | None) -> list[Path]:
+    """The course notebooks of ``folder`` in order, or just those that ``only`` names (by number prefix or stem):
+    a typo in ``--only`` is an error rather than a run of nothing."""
+    paths = sorted(folder.glob(PATTERN))
+    if only:
+        paths = [p for p in paths if any(p.name.startswith(o) or p.stem == o for o in only)]
+        if not paths:
+            raise ConfigError(f"--only {only} matches no notebook in {folder}", "use numbers like 01 03")
+    return paths
+
+
+def _notebook_env(profile: str, seed: int, runs: Path, data_root: str | None) -> dict[str, str]:
+    """The environment variables every notebook's ``parameters`` cell reads, so that one profile, seed, runs
+    folder and data root reach all of them."""
+    env = {
+        "SCSAM_PROFILE": profile,
+        "SCSAM_SEED": str(seed),
+        "SCSAM_RUNS_DIR": str(runs),
+        "SCSAM_WIDGETS": "static",
+        "SCSAM_PROGRESS": "lines",
+    }
+    if data_root:
+        env["SCSAM_DATA_ROOT"] = str(Path(data_root).expanduser().resolve())
+    return env
+
+
 def run_notebooks(
     profile: str = "quick",
     *,
@@ -125,23 +151,11 @@ def run_notebooks(
     from papermill.exceptions import PapermillExecutionError
 
     folder = notebooks_dir(notebooks)
-    paths = sorted(folder.glob(PATTERN))
-    if only:
-        paths = [p for p in paths if any(p.name.startswith(o) or p.stem == o for o in only)]
-        if not paths:
-            raise ConfigError(f"--only {only} matches no notebook in {folder}", "use numbers like 01 03")
+    paths = _select_notebooks(folder, only)
     out = Path(out).expanduser().resolve()
     runs = out / "runs"
     runs.mkdir(parents=True, exist_ok=True)
-    env = {
-        "SCSAM_PROFILE": profile,
-        "SCSAM_SEED": str(seed),
-        "SCSAM_RUNS_DIR": str(runs),
-        "SCSAM_WIDGETS": "static",
-        "SCSAM_PROGRESS": "lines",
-    }
-    if data_root:
-        env["SCSAM_DATA_ROOT"] = str(Path(data_root).expanduser().resolve())
+    env = _notebook_env(profile, seed, runs, data_root)
     done: list[NotebookRun] = []
     with _environment(env):
         for path in paths:

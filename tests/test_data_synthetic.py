@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -63,13 +61,6 @@ def test_polyp_is_not_a_colour_threshold(polyp):
             for p in (f > t, f < t):
                 best = max(best, 2 * (p & m).sum() / (p.sum() + m.sum()))
     assert best < 0.4
-
-
-def test_generation_is_fast():
-    start = time.perf_counter()
-    load_dataset("synthetic-polyp", seed=3)
-    load_dataset("synthetic-prostate", seed=3)
-    assert time.perf_counter() - start < 4.0  # < 2 s each; generous for a busy CI machine
 
 
 def test_resolution_option():

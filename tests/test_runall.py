@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import nbformat
 import pytest
@@ -48,10 +49,18 @@ def test_peak_memory_sees_a_child_process_at_its_largest():
     import subprocess
     import sys
 
-    hold = "import numpy, time; a = numpy.ones(60_000_000); time.sleep(1.0)"  # 480 MB, held for a second
+    # 480 MB, held until the test has let the sampler see it (a busy machine may starve the sampler for a while)
+    hold = "import numpy, sys; a = numpy.ones(60_000_000); print('ready', flush=True); sys.stdin.read()"
     with PeakMemory(every_s=0.05) as memory:
-        subprocess.run([sys.executable, "-c", hold], check=True)
-    assert 0.4 < memory.gb < 1.5
+        child = subprocess.Popen(
+            [sys.executable, "-c", hold], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert child.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 60
+        while memory.gb < 0.4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        child.communicate("")
+    assert child.returncode == 0 and 0.4 < memory.gb < 1.5
     with PeakMemory(every_s=0.05) as idle:
         subprocess.run([sys.executable, "-c", "import time; time.sleep(0.5)"], check=True)
     assert idle.gb < 0.1

@@ -89,6 +89,70 @@ def _pct(k: int, n: int) -> str:
     return f"{100 * k / n:.1f}%"
 
 
+def _resolve_unit(data: SegData, unit: str) -> str:
+    """The unit ``"auto"`` stands for, or ``unit`` itself once it is checked to fit the data's dimensionality.
+
+    Apart from :func:`make_label_split` so that the rules for 2D and volumetric data read in one place.
+    """
+    volumes = data.is_volumetric
+    if unit == "auto":
+        unit = "case" if volumes else "image"
+    if not volumes and unit == "case":
+        unit = "image"  # each 2D image is its own case
+    if not volumes and unit == "slice":
+        raise ConfigError(f"{data.name} is 2D: it has no slices", "use unit='image' (or 'auto')")
+    if volumes and unit == "image":
+        raise ConfigError(
+            f"{data.name} is volumetric: label by 'case' (whole patients) or 'slice' (the reference's first-k "
+            "slices)",
+            "use unit='case' (the default) or unit='slice'",
+        )
+    return unit
+
+
+def _choose_labeled(
+    data: SegData,
+    pool: np.ndarray,
+    want: float | int,
+    unit: str,
+    split: str,
+    seed: int,
+    require_unlabeled: bool,
+) -> tuple[np.ndarray, str]:
+    """The labeled items of ``pool`` by ``unit`` (a resolved one) and the sentence that describes the choice.
+
+    Kept out of :func:`make_label_split` so that the three counting rules sit side by side. The generator is
+    seeded from ``seed`` alone (the unlabeled subset draws from a stream of its own), so a seed always labels
+    the same items.
+    """
+    asked = f", asked {want:.4g}" if isinstance(want, float) else ""
+    rng = np.random.default_rng(seed)
+    if unit == "image":
+        k = _count(want, len(pool), "images", require_unlabeled)
+        chosen = np.sort(rng.permutation(pool)[:k])
+        text = (
+            f"{k} of {len(pool)} {split} images labeled ({_pct(k, len(pool))}{asked}), by image, seed {seed}"
+        )
+    elif unit == "case":
+        cases = sorted({data.cases[i] for i in pool}, key=natural_key)
+        k = _count(want, len(cases), "cases", require_unlabeled)
+        picked = {cases[i] for i in rng.permutation(len(cases))[:k]}
+        chosen = np.asarray([i for i in pool if data.cases[i] in picked], dtype=np.int64)
+        text = (
+            f"{k} of {len(cases)} {split} cases labeled ({_pct(k, len(cases))}{asked}; {len(chosen)} of "
+            f"{len(pool)} slices), by case, seed {seed}: {', '.join(sorted(picked, key=natural_key))}"
+        )
+    else:
+        order = sorted(pool, key=lambda i: (natural_key(data.cases[i]), natural_key(data.ids[i])))
+        k = _count(want, len(pool), "slices", require_unlabeled)
+        chosen = np.sort(np.asarray(order[:k], dtype=np.int64))
+        text = (
+            f"first {k} of {len(pool)} {split} slices labeled ({_pct(k, len(pool))}{asked}) in sorted "
+            f"(case, slice) order, by slice (the reference's rule; seed not used)"
+        )
+    return chosen, text
+
+
 def make_label_split(
     data: SegData,
     labeled: float | int | str,
@@ -119,44 +183,8 @@ def make_label_split(
     if len(pool) == 0:
         raise ConfigError(f"the {split} split of {data.name} is empty", "use a split that holds items")
     want = _parse(labeled)
-    asked = f", asked {want:.4g}" if isinstance(want, float) else ""
-    volumes = data.is_volumetric
-    if unit == "auto":
-        unit = "case" if volumes else "image"
-    if not volumes and unit == "case":
-        unit = "image"  # each 2D image is its own case
-    if not volumes and unit == "slice":
-        raise ConfigError(f"{data.name} is 2D: it has no slices", "use unit='image' (or 'auto')")
-    if volumes and unit == "image":
-        raise ConfigError(
-            f"{data.name} is volumetric: label by 'case' (whole patients) or 'slice' (the reference's first-k "
-            "slices)",
-            "use unit='case' (the default) or unit='slice'",
-        )
-    rng = np.random.default_rng(seed)
-    if unit == "image":
-        k = _count(want, len(pool), "images", require_unlabeled)
-        chosen = np.sort(rng.permutation(pool)[:k])
-        text = (
-            f"{k} of {len(pool)} {split} images labeled ({_pct(k, len(pool))}{asked}), by image, seed {seed}"
-        )
-    elif unit == "case":
-        cases = sorted({data.cases[i] for i in pool}, key=natural_key)
-        k = _count(want, len(cases), "cases", require_unlabeled)
-        picked = {cases[i] for i in rng.permutation(len(cases))[:k]}
-        chosen = np.asarray([i for i in pool if data.cases[i] in picked], dtype=np.int64)
-        text = (
-            f"{k} of {len(cases)} {split} cases labeled ({_pct(k, len(cases))}{asked}; {len(chosen)} of "
-            f"{len(pool)} slices), by case, seed {seed}: {', '.join(sorted(picked, key=natural_key))}"
-        )
-    else:
-        order = sorted(pool, key=lambda i: (natural_key(data.cases[i]), natural_key(data.ids[i])))
-        k = _count(want, len(pool), "slices", require_unlabeled)
-        chosen = np.sort(np.asarray(order[:k], dtype=np.int64))
-        text = (
-            f"first {k} of {len(pool)} {split} slices labeled ({_pct(k, len(pool))}{asked}) in sorted "
-            f"(case, slice) order, by slice (the reference's rule; seed not used)"
-        )
+    unit = _resolve_unit(data, unit)
+    chosen, text = _choose_labeled(data, pool, want, unit, split, seed, require_unlabeled)
     unlabeled = np.setdiff1d(pool, chosen).astype(np.int64)
     if unlabeled_limit is not None and unlabeled_limit < len(unlabeled):
         unlabeled, used = _subset(data, unlabeled, unlabeled_limit, seed)

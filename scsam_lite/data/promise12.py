@@ -130,6 +130,23 @@ def _build(
     )
 
 
+def _check_pairs(volumes: dict[str, Path], segs: dict[str, Path], folder: Path) -> None:
+    """DataError naming every case that lacks its volume or its segmentation: one message for all of them, so a
+    half-extracted download is fixed in one go rather than case by case."""
+    no_seg = sorted(set(volumes) - set(segs), key=natural_key)
+    no_vol = sorted(set(segs) - set(volumes), key=natural_key)
+    if no_seg or no_vol:
+        parts = []
+        if no_seg:
+            parts.append(f"{len(no_seg)} volume(s) have no CaseXX_segmentation.mhd: {few(no_seg)}")
+        if no_vol:
+            parts.append(f"{len(no_vol)} segmentation(s) have no volume: {few(no_vol)}")
+        raise DataError(
+            f"{'; '.join(parts)} (in {folder})",
+            "every CaseXX.mhd needs its CaseXX_segmentation.mhd (the test set has none: use training_data.zip)",
+        )
+
+
 def load_promise12(
     root: str | os.PathLike | None = None,
     resolution: int = 256,
@@ -150,18 +167,7 @@ def load_promise12(
     del seed
     folder = locate(NAME, root, DOWNLOAD_HINT)
     volumes, segs = _case_files(folder)
-    no_seg = sorted(set(volumes) - set(segs), key=natural_key)
-    no_vol = sorted(set(segs) - set(volumes), key=natural_key)
-    if no_seg or no_vol:
-        parts = []
-        if no_seg:
-            parts.append(f"{len(no_seg)} volume(s) have no CaseXX_segmentation.mhd: {few(no_seg)}")
-        if no_vol:
-            parts.append(f"{len(no_vol)} segmentation(s) have no volume: {few(no_vol)}")
-        raise DataError(
-            f"{'; '.join(parts)} (in {folder})",
-            "every CaseXX.mhd needs its CaseXX_segmentation.mhd (the test set has none: use training_data.zip)",
-        )
+    _check_pairs(volumes, segs, folder)
     cases = sorted(volumes, key=natural_key)
     files = [f for c in cases for mhd in (volumes[c], segs[c]) for f in _companions(mhd)]
     arrays, meta = load_or_build(

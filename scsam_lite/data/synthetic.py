@@ -63,6 +63,89 @@ def _blob(yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, r0: float, rng, 
     return rho / (r0 * _lobed_radius(theta, rng, aspect, amp)), theta
 
 
+def _mucosa(
+    rng: np.random.Generator,
+    yy: np.ndarray,
+    xx: np.ndarray,
+    light: np.ndarray,
+    folds_warp: np.ndarray,
+    vessel_field: np.ndarray,
+    vessel_field2: np.ndarray,
+    mucosa: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One frame's empty background (uneven lighting, folds, vessels) and its vessel map.
+
+    Kept apart so that a frame reads as background, then polyps, then distractors; it draws from ``rng`` in the
+    order the reference data were made with, so the frames stay bit-identical.
+    """
+    base = np.array([0.78, 0.42, 0.36], np.float32) * rng.uniform(0.85, 1.1) + rng.normal(0, 0.035, 3)
+    # lighting: a scope light off-centre, falling off towards the corners, plus slow unevenness
+    ly, lx = rng.uniform(-0.4, 0.4, 2)
+    illum = 1.05 - rng.uniform(0.25, 0.5) * ((yy - ly) ** 2 + (xx - lx) ** 2) / 2 + 0.08 * light
+    # folds: warped ridges in a random direction, shading only (no colour change)
+    ang = rng.uniform(0, np.pi)
+    phase = rng.uniform(2.5, 6.0) * (np.cos(ang) * xx + np.sin(ang) * yy) * np.pi + 1.8 * folds_warp
+    folds = rng.uniform(0.04, 0.16) * (np.sin(phase) ** 3)
+    # vessels: thin curvy lines where a smooth field crosses zero
+    width = rng.uniform(0.05, 0.1)
+    vessels = np.exp(-((vessel_field / width) ** 2)) * rng.uniform(0.3, 0.7)
+    vessels += np.exp(-((vessel_field2 / (width * 0.7)) ** 2)) * rng.uniform(0.1, 0.4)
+    vessels = np.clip(vessels, 0, 1)
+    shade = illum * (1 + folds + 0.04 * mucosa)
+    img = base[None, None, :] * shade[..., None]
+    img = img * (1 - vessels[..., None] * np.array([0.25, 0.55, 0.45], np.float32))
+    return img, vessels
+
+
+def _add_polyp(
+    rng: np.random.Generator,
+    img: np.ndarray,
+    vessels: np.ndarray,
+    yy: np.ndarray,
+    xx: np.ndarray,
+    polyp_tex: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``img`` with one more polyp drawn in, and the polyp's mask; None (``img`` unchanged) if it came out tiny.
+
+    One polyp per call keeps :func:`make_polyp_images` short; the random draws are those of the original loop
+    body, in the same order, so the frames stay bit-identical.
+    """
+    r0 = rng.uniform(0.18, 0.5) if rng.random() < 0.75 else rng.uniform(0.1, 0.18)
+    cy, cx = rng.uniform(-0.75 + r0 * 0.5, 0.75 - r0 * 0.5, 2)
+    d, theta = _blob(yy, xx, cy, cx, r0, rng, rng.uniform(0.55, 1.0), 0.6)
+    inside = d < 1
+    if inside.sum() < 6:
+        return img, None
+    # dome shading towards a highlight, a shadowed rim just outside, a slightly different tint
+    hy, hx = rng.uniform(-0.4, 0.4, 2)
+    dome = np.clip(1 - d**2, 0, 1)
+    lift = rng.uniform(0.04, 0.16) * dome + 0.03 * polyp_tex * dome
+    rim = np.exp(-(((d - 1.0) / 0.12) ** 2)) * rng.uniform(0.12, 0.3)
+    tint = np.array([1.0, rng.uniform(0.85, 1.0), rng.uniform(0.9, 1.1)], np.float32)
+    sharp = np.clip((1.0 - d) / 0.08, 0, 1)[..., None]
+    pol = img * tint * (1 + lift[..., None]) / np.maximum(1 - vessels[..., None] * 0.4, 0.5)
+    img = img * (1 - sharp) + pol * sharp
+    img = img * (1 - rim[..., None] * (d[..., None] >= 0.9))
+    glint_r = rng.uniform(0.02, 0.05) * r0 / 0.3
+    gy = cy + hy * r0 * 0.5
+    gx = cx + hx * r0 * 0.5
+    glint = np.exp(-((yy - gy) ** 2 + (xx - gx) ** 2) / (2 * glint_r**2))
+    img = img + (rng.random() < 0.6) * glint[..., None] * 0.6
+    return img, inside
+
+
+def _add_distractors(rng: np.random.Generator, img: np.ndarray, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+    """``img`` with glints and a dark shadow patch on the mucosa, so that brightness alone does not find polyps."""
+    for _ in range(rng.integers(0, 3)):
+        gy, gx = rng.uniform(-0.9, 0.9, 2)
+        glint_r = rng.uniform(0.01, 0.03)
+        img = img + np.exp(-((yy - gy) ** 2 + (xx - gx) ** 2) / (2 * glint_r**2))[..., None] * 0.5
+    if rng.random() < 0.5:
+        d, _ = _blob(yy, xx, *rng.uniform(-0.7, 0.7, 2), rng.uniform(0.1, 0.3), rng, 0.7, 0.6)
+        img = img * (1 - 0.12 * np.clip(1 - d, 0, 1)[..., None])
+    return img
+
+
 def make_polyp_images(
     n: int, res: int, seed: int, empty_fraction: float = 0.2
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -79,56 +162,17 @@ def make_polyp_images(
     masks = np.zeros((n, res, res), np.uint8)
     counts = np.zeros(n, np.int64)
     for i in range(n):
-        base = np.array([0.78, 0.42, 0.36], np.float32) * rng.uniform(0.85, 1.1) + rng.normal(0, 0.035, 3)
-        # lighting: a scope light off-centre, falling off towards the corners, plus slow unevenness
-        ly, lx = rng.uniform(-0.4, 0.4, 2)
-        illum = 1.05 - rng.uniform(0.25, 0.5) * ((yy - ly) ** 2 + (xx - lx) ** 2) / 2 + 0.08 * light[i]
-        # folds: warped ridges in a random direction, shading only (no colour change)
-        ang = rng.uniform(0, np.pi)
-        phase = rng.uniform(2.5, 6.0) * (np.cos(ang) * xx + np.sin(ang) * yy) * np.pi + 1.8 * folds_warp[i]
-        folds = rng.uniform(0.04, 0.16) * (np.sin(phase) ** 3)
-        # vessels: thin curvy lines where a smooth field crosses zero
-        width = rng.uniform(0.05, 0.1)
-        vessels = np.exp(-((vessel_field[i] / width) ** 2)) * rng.uniform(0.3, 0.7)
-        vessels += np.exp(-((vessel_field2[i] / (width * 0.7)) ** 2)) * rng.uniform(0.1, 0.4)
-        vessels = np.clip(vessels, 0, 1)
-        shade = illum * (1 + folds + 0.04 * mucosa[i])
-        img = base[None, None, :] * shade[..., None]
-        img = img * (1 - vessels[..., None] * np.array([0.25, 0.55, 0.45], np.float32))
+        img, vessels = _mucosa(
+            rng, yy, xx, light[i], folds_warp[i], vessel_field[i], vessel_field2[i], mucosa[i]
+        )
         # polyps
         k = 0 if rng.random() < empty_fraction else (1 if rng.random() < 0.7 else 2)
         mask = np.zeros((res, res), bool)
         for _ in range(k):
-            r0 = rng.uniform(0.18, 0.5) if rng.random() < 0.75 else rng.uniform(0.1, 0.18)
-            cy, cx = rng.uniform(-0.75 + r0 * 0.5, 0.75 - r0 * 0.5, 2)
-            d, theta = _blob(yy, xx, cy, cx, r0, rng, rng.uniform(0.55, 1.0), 0.6)
-            inside = d < 1
-            if inside.sum() < 6:
-                continue
-            mask |= inside
-            # dome shading towards a highlight, a shadowed rim just outside, a slightly different tint
-            hy, hx = rng.uniform(-0.4, 0.4, 2)
-            dome = np.clip(1 - d**2, 0, 1)
-            lift = rng.uniform(0.04, 0.16) * dome + 0.03 * polyp_tex[i] * dome
-            rim = np.exp(-(((d - 1.0) / 0.12) ** 2)) * rng.uniform(0.12, 0.3)
-            tint = np.array([1.0, rng.uniform(0.85, 1.0), rng.uniform(0.9, 1.1)], np.float32)
-            sharp = np.clip((1.0 - d) / 0.08, 0, 1)[..., None]
-            pol = img * tint * (1 + lift[..., None]) / np.maximum(1 - vessels[..., None] * 0.4, 0.5)
-            img = img * (1 - sharp) + pol * sharp
-            img = img * (1 - rim[..., None] * (d[..., None] >= 0.9))
-            glint_r = rng.uniform(0.02, 0.05) * r0 / 0.3
-            gy = cy + hy * r0 * 0.5
-            gx = cx + hx * r0 * 0.5
-            glint = np.exp(-((yy - gy) ** 2 + (xx - gx) ** 2) / (2 * glint_r**2))
-            img = img + (rng.random() < 0.6) * glint[..., None] * 0.6
-        # distractors on the mucosa: glints and a dark shadow patch
-        for _ in range(rng.integers(0, 3)):
-            gy, gx = rng.uniform(-0.9, 0.9, 2)
-            glint_r = rng.uniform(0.01, 0.03)
-            img = img + np.exp(-((yy - gy) ** 2 + (xx - gx) ** 2) / (2 * glint_r**2))[..., None] * 0.5
-        if rng.random() < 0.5:
-            d, _ = _blob(yy, xx, *rng.uniform(-0.7, 0.7, 2), rng.uniform(0.1, 0.3), rng, 0.7, 0.6)
-            img = img * (1 - 0.12 * np.clip(1 - d, 0, 1)[..., None])
+            img, inside = _add_polyp(rng, img, vessels, yy, xx, polyp_tex[i])
+            if inside is not None:
+                mask |= inside
+        img = _add_distractors(rng, img, yy, xx)
         img = img + rng.normal(0, rng.uniform(0.01, 0.03), img.shape).astype(np.float32)
         images[i] = img
         masks[i] = mask
@@ -171,6 +215,46 @@ def _ellipse(yy, xx, cy, cx, ry, rx) -> np.ndarray:
     return ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2
 
 
+def _pelvis(
+    yy: np.ndarray,
+    xx: np.ndarray,
+    u: float,
+    body_r: tuple[float, float],
+    fat: float,
+    muscle: float,
+    gland_c: tuple[float, float],
+    gland_r: tuple[float, float],
+) -> np.ndarray:
+    """One slice's anatomy around the gland (body, fat, bones, rectum, bladder): no random draws, so pulling it
+    out of :func:`make_prostate_case` leaves the generator's sequence, and the volumes, unchanged.
+
+    ``u`` is the slice's position relative to the gland's half-length (the bladder shows below -0.2);
+    ``body_r`` the body's radii (y, x); ``gland_c`` and ``gland_r`` the gland's centre and radii (y, x), which
+    place the organs around it.
+    """
+    body_ry, body_rx = body_r
+    gy, gx = gland_c
+    g_ry, g_rx = gland_r
+    body = _ellipse(yy, xx, 0.05, 0, body_ry, body_rx)
+    img = np.where(body < 1, muscle, 0.02).astype(np.float32)
+    inner = _ellipse(yy, xx, 0.05, 0, body_ry - fat, body_rx - fat)
+    img = np.where((body < 1) & (inner >= 1), 0.8, img)  # subcutaneous fat
+    # pelvic bones (dark cortex, brighter marrow), rectum behind the gland, bladder in front at the base
+    for side in (-1, 1):
+        bone = _ellipse(yy, xx, 0.05, side * 0.58, 0.2, 0.1)
+        img = np.where(bone < 1, 0.55, img)
+        img = np.where((bone >= 0.6) & (bone < 1), 0.1, img)
+        obt = _ellipse(yy, xx, gy, gx + side * (g_rx + 0.16), 0.22, 0.1)
+        img = np.where(obt < 1, muscle * 0.8, img)
+    rect = _ellipse(yy, xx, gy + g_ry + 0.17, gx, 0.12, 0.16)
+    img = np.where(rect < 1, 0.15, img)
+    img = np.where((rect >= 0.55) & (rect < 1), 0.5, img)
+    if u < -0.2:
+        bl = _ellipse(yy, xx, gy - g_ry - 0.25, gx, 0.25 * min(1, -u), 0.4 * min(1, -u))
+        img = np.where(bl < 1, 0.95, img)
+    return img
+
+
 def make_prostate_case(rng: np.random.Generator, res: int, n_slices: int) -> tuple[np.ndarray, np.ndarray]:
     """One volume ``(Z, res, res)`` float in [0, 1] (normalised per case) and its gland mask ``(Z, res, res)``."""
     yy, xx = _grid(res)
@@ -194,23 +278,7 @@ def make_prostate_case(rng: np.random.Generator, res: int, n_slices: int) -> tup
     seg = np.zeros((n_slices, res, res), np.uint8)
     for k, zk in enumerate(z):
         u = zk / half_len
-        body = _ellipse(yy, xx, 0.05, 0, body_ry, body_rx)
-        img = np.where(body < 1, muscle, 0.02).astype(np.float32)
-        inner = _ellipse(yy, xx, 0.05, 0, body_ry - fat, body_rx - fat)
-        img = np.where((body < 1) & (inner >= 1), 0.8, img)  # subcutaneous fat
-        # pelvic bones (dark cortex, brighter marrow), rectum behind the gland, bladder in front at the base
-        for side in (-1, 1):
-            bone = _ellipse(yy, xx, 0.05, side * 0.58, 0.2, 0.1)
-            img = np.where(bone < 1, 0.55, img)
-            img = np.where((bone >= 0.6) & (bone < 1), 0.1, img)
-            obt = _ellipse(yy, xx, gy, gx + side * (g_rx + 0.16), 0.22, 0.1)
-            img = np.where(obt < 1, muscle * 0.8, img)
-        rect = _ellipse(yy, xx, gy + g_ry + 0.17, gx, 0.12, 0.16)
-        img = np.where(rect < 1, 0.15, img)
-        img = np.where((rect >= 0.55) & (rect < 1), 0.5, img)
-        if u < -0.2:
-            bl = _ellipse(yy, xx, gy - g_ry - 0.25, gx, 0.25 * min(1, -u), 0.4 * min(1, -u))
-            img = np.where(bl < 1, 0.95, img)
+        img = _pelvis(yy, xx, u, (body_ry, body_rx), fat, muscle, (gy, gx), (g_ry, g_rx))
         # the gland: a lobed ellipse that narrows towards apex and base and changes shape across slices
         scale = np.sqrt(max(0.0, 1 - u**2)) * (1 - 0.25 * max(u, 0))
         if scale > 0.25:

@@ -128,7 +128,22 @@ def download_file(
         ) from None
     part = part_path(dest)
     hashers = _fetch(url, part, expected_size, md5 is not None, progress, timeout, by_hand)
+    _verify_part(url, part, hashers, expected_size, sha256, md5, by_hand)
+    os.replace(part, dest)
+    return dest
 
+
+def _verify_part(
+    url: str,
+    part: Path,
+    hashers: dict[str, Any],
+    expected_size: int | None,
+    sha256: str | None,
+    md5: str | None,
+    by_hand: str,
+) -> None:
+    """Check a finished ``part`` against the expected size and checksums; on a mismatch delete it (resuming it
+    could never succeed) and raise, so that only a verified file is ever renamed to its destination."""
     size = part.stat().st_size
     if expected_size is not None and size != expected_size:
         part.unlink()
@@ -145,8 +160,6 @@ def download_file(
                 "run the same command again (a proxy or a broken connection can corrupt a download); if it "
                 f"persists, the file has changed upstream: report it, or {by_hand}",
             )
-    os.replace(part, dest)
-    return dest
 
 
 def _matches(path: Path, sha256: str | None, size: int | None, md5: str | None) -> bool:
