@@ -72,6 +72,16 @@ REGIMES = {
         unet="regime/warm-unet",
         mean_teacher="regime/warm-mean-teacher",
     ),
+    # the warm start without the entropy term: under "warm-rampup" the U-Net still fell by step 50 while its weight
+    # on SAM's masks was 0.10, and the entropy term (0.9, full weight from step 0) is the one loss the U-Net trained
+    # alone does not have. The controls train alone, so they serve unchanged
+    "warm-noentropy": Regime(
+        "a warm start without the U-Net's entropy term (init_from and cotrain.entropy=false)",
+        "regime/warm-noentropy",
+        peft_sam="regime/warm-peft-sam",
+        unet="regime/warm-unet",
+        mean_teacher="regime/warm-mean-teacher",
+    ),
 }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .ablations import LAB_VARIANTS, results_section
 from .reference import ReferenceRun, best_validation, reference_runs
 from .runs import read_json
 
@@ -61,7 +62,9 @@ def _group(refs: list[ReferenceRun]) -> dict[tuple[str, float], list[ReferenceRu
     groups: dict[tuple[str, float], list[ReferenceRun]] = defaultdict(list)
     for ref in refs:
         folder = ref.name.split("/")[0]
-        if folder.startswith(("fidelity", "regime")):  # variants: tabulated by their own sections
+        if (
+            folder.startswith(("fidelity", "regime")) or folder in LAB_VARIANTS
+        ):  # variants: their own sections
             continue
         groups[(folder, ref.config.data.labeled)].append(ref)
     return dict(groups)
@@ -320,6 +323,9 @@ def render_results_page(root: str | Path | None = None) -> str:
                 "checks (steps 200-300): a mean whose sign flips between the two, or that is smaller than its "
                 f"standard error over the seeds, is noise.\n\n{decisions}\n"
             )
+    ablations = results_section(root)
+    if ablations:
+        parts.append(ablations)
     if refs:
         parts.append(
             "## What each run cost, and where it came from\n\n"

@@ -29,7 +29,7 @@ SECTIONS = [
         ["notebooks/README", "notebooks/summary", "docs/course", "docs/colab-kaggle", "docs/datasets"],
     ),
     ("How it works", ["docs/methods", "docs/differences", "docs/performance"]),
-    ("Results", ["docs/cotraining-study", "docs/results"]),
+    ("Results", ["docs/cotraining-study", "docs/ablations", "docs/results"]),
     ("Using and changing it", ["docs/cli", "docs/troubleshooting", "docs/contributing", "docs/roadmap"]),
 ]
 LINK = re.compile(r"(\]\()([^)\s]+)(\))")

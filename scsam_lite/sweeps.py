@@ -360,28 +360,77 @@ def sweep_table(
     """A pandas table, one row per finished (variant, seed, evaluated model) with Dice, IoU, HD95 and ASD."""
     import pandas as pd
 
+    from .runs import RunDir
+
     runs = plan(grid, preset, seeds, overrides, out, method, splits, variants)
     registry = runs[0].run_dir.parent / "results.jsonl"
     rows = {r["config_hash"]: r for r in read_results(registry)} if registry.is_file() else {}
-    order = {v.label: i for i, v in enumerate(GRIDS.get(grid).variants)}
     out_rows = []
     for r in runs:
         row = rows.get(r.config_hash)
-        if row is None:
-            continue
-        for model, m in row["metrics"].items():
-            out_rows.append(
-                {
-                    "grid": grid,
-                    "variant": r.label,
-                    "order": order[r.label],
-                    "seed": r.seed,
-                    "model": model,
-                    **m,
-                }
-            )
-    cols = ["grid", "variant", "order", "seed", "model", "dice", "iou", "hd95", "asd"]
-    return pd.DataFrame(out_rows, columns=cols)
+        if row is not None:
+            out_rows += table_rows(r, row["metrics"], RunDir(r.run_dir).history())
+    return pd.DataFrame(out_rows, columns=TABLE_COLUMNS)
+
+
+#: the columns of :func:`sweep_table`: test metrics, and the validation Dice the trainer logged (``val_best``: the
+#: best check, ``val_last``: the mean of the last three checks; empty where a run has no history)
+TABLE_COLUMNS = [
+    "grid",
+    "variant",
+    "order",
+    "seed",
+    "model",
+    "dice",
+    "iou",
+    "hd95",
+    "asd",
+    "val_best",
+    "val_last",
+]
+
+
+def table_rows(
+    run: PlannedRun, metrics: dict[str, dict[str, float]], history: list[dict[str, Any]]
+) -> list[dict]:
+    """The rows of one finished run for :func:`sweep_table`: one per evaluated model, validation beside test, so a
+    reading can decide on validation and report test."""
+    order = {v.label: i for i, v in enumerate(GRIDS.get(run.grid).variants)}
+    out = []
+    for model, m in metrics.items():
+        vals = [row["val_dice"][model] for row in history if model in row.get("val_dice", {})]
+        out.append(
+            {
+                "grid": run.grid,
+                "variant": run.label,
+                "order": order[run.label],
+                "seed": run.seed,
+                "model": model,
+                **{k: m.get(k) for k in ("dice", "iou", "hd95", "asd")},
+                "val_best": max(vals) if vals else None,
+                "val_last": sum(vals[-3:]) / len(vals[-3:]) if vals else None,
+            }
+        )
+    return out
+
+
+def default_variant(
+    grid: str, preset: str = "quick", overrides: dict[str, Any] | None = None, method: str | None = None
+) -> str | None:
+    """The label of ``grid``'s variant that changes nothing in ``preset`` (today's default, the one every other
+    variant is read against), or None when the grid has none there."""
+    base = C.build_config(preset, overrides, method=method or GRIDS.get(grid).method)
+    C.set_value(base, "train.seed", 0)
+    C.set_value(base, "data.split_seed", 0)
+    target = C.config_hash(base)
+    try:
+        runs = plan(grid, preset, (0,), overrides, Path("."), method, splits=True)
+    except ConfigError:  # a grid the preset cannot run (peft on lab's stored embeddings) has no default there
+        return None
+    for r in runs:
+        if r.config_hash == target:
+            return r.label
+    return None
 
 
 #: metrics where lower is better (boundary distances)

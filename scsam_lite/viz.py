@@ -404,11 +404,19 @@ def ablation_summary(table: Any, metric: str = "dice", model: str = "sam") -> An
     return summary.reset_index(level="order", drop=True).rename(columns={"std": "sd", "count": "seeds"})
 
 
-def plot_ablation(table: Any, metric: str = "dice", model: str = "sam", ax: Axes | None = None) -> Figure:
+def plot_ablation(
+    table: Any,
+    metric: str = "dice",
+    model: str = "sam",
+    ax: Axes | None = None,
+    lines: dict[str, float] | None = None,
+) -> Figure:
     """One ablation as seaborn points: the mean test ``metric`` of ``model`` per variant, in the grid's order.
 
     With several seeds the error bars are one standard deviation over seeds and every seed is drawn as a small
-    dot, so the spread is visible; with one seed there are no bars (one run has no spread to show).
+    dot, so the spread is visible; with one seed there are no bars (one run has no spread to show). ``lines``
+    (label -> value) are drawn as dashed reference lines: the fair controls without co-training, so a variant is
+    read against what no co-training gives, not only against its neighbours.
     """
     import seaborn as sns
 
@@ -448,6 +456,10 @@ def plot_ablation(table: Any, metric: str = "dice", model: str = "sam", ax: Axes
             jitter=0.12,
             zorder=5,
         )
+    for (name, value), style in zip((lines or {}).items(), ("--", ":", "-."), strict=False):
+        ax.axhline(value, color="0.45", linestyle=style, linewidth=1, label=f"{name}: {value:.3f}")
+    if lines:
+        ax.legend(fontsize=7, loc="lower left", frameon=False)
     grid = str(rows["grid"].iloc[0])
     label, higher = ABLATION_METRICS[metric]
     ax.set_xlabel(GRIDS.get(grid).axis if grid in GRIDS else "variant")

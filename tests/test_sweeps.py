@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 
 from scsam_lite.cli import main
 from scsam_lite.errors import ConfigError
-from scsam_lite.sweeps import GRIDS, finished_hashes, plan, sweep, sweep_table
+from scsam_lite.sweeps import GRIDS, default_variant, finished_hashes, plan, sweep, sweep_table
 
 FAST = {"train.iterations": "4", "train.val_every": "2", "cotrain.probe_images": "0"}
 
@@ -43,6 +46,13 @@ def test_sweep_runs_what_is_missing_and_tables_it(tmp_path, capsys):
     table = sweep_table("tokens", "quick", seeds=(0,), overrides=FAST, out=tmp_path)
     assert set(table["variant"]) == {"off", "on"} and set(table["model"]) == {"unet", "sam", "agreement"}
     assert table["dice"].between(0, 1).all()
+    # validation beside test, read from each run's own history (best check, mean of the last three)
+    for r in runs:
+        history = [json.loads(line) for line in (r.run_dir / "history.jsonl").read_text().splitlines()]
+        sam = table[(table["variant"] == r.label) & (table["model"] == "sam")].iloc[0]
+        vals = [row["val_dice"]["sam"] for row in history]
+        assert sam["val_best"] == pytest.approx(max(vals))
+        assert sam["val_last"] == pytest.approx(np.mean(vals[-3:]))
 
 
 def test_sweep_cli_lists_and_dry_runs(tmp_path, capsys):
@@ -100,3 +110,12 @@ def test_reference_only_trains_nothing(tmp_path, monkeypatch, capsys):
     runs = sweep("tokens", "quick", seeds=(0,), out=tmp_path, reference_only=True)
     assert len(runs) == 2 and not (tmp_path / "results.jsonl").exists()
     assert capsys.readouterr().out.count("no reference run yet") == 2
+
+
+def test_the_default_variant_is_the_one_that_changes_nothing():
+    assert default_variant("rampup", "lab") == "T = 1/2"
+    assert default_variant("prompts", "quick") == "5+5"
+    assert default_variant("backbone", "lab") == "unet"
+    # lab stores SAM's embeddings, so the peft grid cannot run there: no default, not an error
+    assert default_variant("peft", "lab") is None
+    assert default_variant("rampup", "quick", {"cotrain.rampup_length": "0"}) == "off"

@@ -1,0 +1,235 @@
+"""The paper's ablations read the way the co-training study reads a regime: decided on validation, test reported.
+
+A grid's table (:func:`scsam_lite.sweeps.sweep_table`, or :func:`lab_table` from the committed records) holds, per
+variant, seed and evaluated model, the best validation Dice, the mean of the last three validations and the test
+metrics. :func:`compare` holds each variant against the grid's default (the variant that changes nothing in the
+profile), paired by seed, since seed ``s`` also draws labeled split ``s``. The rule, written before the lab grids
+ran (docs/ablations.md):
+
+- a variant is **ahead** of the default for a model when it has the higher best validation Dice on most seeds,
+  the mean difference of the best checks is positive and the mean difference of the last three checks agrees;
+- **behind** is the same with every sign turned;
+- anything else is **noise**: the best and the last checks disagree, or the seeds do;
+- with fewer than :data:`~scsam_lite.controls.RULE_SEEDS` seeds the reading stays **open**.
+
+Test differences are reported beside each verdict and never used to reach it. Nothing here trains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .controls import REGIMES, RULE_SEEDS, regime_controls
+from .reference import find_reference
+from .sweeps import GRIDS, TABLE_COLUMNS, default_variant, folder_name, plan, table_rows
+
+#: the lab course's ablations (issue 30) and the variants each has committed records for, by folder name
+LAB_VARIANTS: dict[str, tuple[str, ...]] = {
+    "rampup": ("off", "T-1of4", "T-1of2", "T-1"),
+    "prompts": ("1-plus-0", "3-plus-3", "5-plus-5", "10-plus-10"),
+    "prompt-type": ("points", "box"),
+    "backbone": ("unet", "unet-plus-plus", "resunet", "swin"),
+}
+
+#: what the SC-SAM paper reports for the same question (PROMISE12, 5% labels; ``scsam_lite.paper``), in words
+PAPER_DIRECTIONS: dict[str, str] = {
+    "rampup": "The paper: without the ramp-up Dice falls from 83.64 to 36.37 (T = 1/4 of its 40,000 steps)",
+    "prompts": "The paper studies the prompt count without a number in its tables: nothing to compare with",
+    "prompt-type": "The paper prompts with points only",
+    "backbone": "The paper: UNet 83.64 > UNet++ 80.14 > ResUNet++ 78.20 > SwinUNet 70.27",
+}
+
+
+@dataclass(frozen=True)
+class VariantReading:
+    """One variant against the grid's default for one model, over the seeds both have."""
+
+    grid: str
+    model: str
+    variant: str
+    default: str
+    seeds: int
+    won: int  # seeds where the variant's best validation Dice is higher
+    lost: int  # seeds where it is lower
+    mean_diff: float  # mean over seeds of the best-validation differences (variant - default)
+    mean_last_diff: float  # the same with the mean of the last three validations
+    test_diff: float  # mean over seeds of the test Dice differences (reported, never used)
+
+    @property
+    def verdict(self) -> str:
+        if self.seeds < RULE_SEEDS:
+            return f"open ({self.seeds} of {RULE_SEEDS} seeds)"
+        if self.won * 2 > self.seeds and self.mean_diff > 0 and self.mean_last_diff > 0:
+            return "ahead"
+        if self.lost * 2 > self.seeds and self.mean_diff < 0 and self.mean_last_diff < 0:
+            return "behind"
+        return "noise"
+
+
+def compare(table: Any, model: str, default: str) -> list[VariantReading]:
+    """Every other variant of ``table`` (one grid) against ``default`` for ``model``, paired by seed."""
+    rows = table[(table["model"] == model) & table["val_best"].notna()] if len(table) else table
+    if not len(rows) or default not in set(rows["variant"]):
+        return []
+    grid = str(rows["grid"].iloc[0])
+    base = rows[rows["variant"] == default].set_index("seed")
+    out = []
+    for variant in rows.sort_values("order")["variant"].unique():
+        if variant == default:
+            continue
+        mine = rows[rows["variant"] == variant].set_index("seed")
+        seeds = sorted(set(mine.index) & set(base.index))
+        if not seeds:
+            continue
+        d = mine.loc[seeds, "val_best"] - base.loc[seeds, "val_best"]
+        last = mine.loc[seeds, "val_last"] - base.loc[seeds, "val_last"]
+        test = mine.loc[seeds, "dice"] - base.loc[seeds, "dice"]
+        out.append(
+            VariantReading(
+                grid, model, variant, default, len(seeds), int((d > 0).sum()), int((d < 0).sum()),
+                float(d.mean()), float(last.mean()), float(test.mean()),
+            )
+        )  # fmt: skip
+    return out
+
+
+def reading(table: Any, model: str, default: str) -> str:
+    """``model``'s reading of one grid in sentences, one per variant, numbers from ``table``."""
+    found = compare(table, model, default)
+    grid = str(table["grid"].iloc[0]) if len(table) else "this grid"
+    if not found:
+        return f"{grid}, {model}: no variant beside the default {default!r} has finished, nothing to compare"
+    lines = [
+        f"{grid}, {model}, each variant against the default {default!r} (validation decides, test reported):"
+    ]
+    for r in found:
+        lines.append(
+            f"  {r.variant}: {r.verdict}; best validation ahead on {r.won} of {r.seeds} seeds, mean "
+            f"{r.mean_diff:+.3f} (last three {r.mean_last_diff:+.3f}); test {r.test_diff:+.3f}"
+        )
+    return "\n".join(lines)
+
+
+def readings_frame(tables: dict[str, Any], defaults: dict[str, str]):
+    """Every grid's readings for SAM and the U-Net as one DataFrame (notebook 05, the results page)."""
+    import pandas as pd
+
+    rows = []
+    for name, table in tables.items():
+        for model in ("sam", "unet"):
+            for r in compare(table, model, defaults[name]):
+                rows.append(
+                    {
+                        "grid": r.grid,
+                        "model": r.model,
+                        "variant": r.variant,
+                        "against": r.default,
+                        "seeds": r.seeds,
+                        "val won": f"{r.won} / {r.seeds}",
+                        "val diff (best)": r.mean_diff,
+                        "val diff (last 3)": r.mean_last_diff,
+                        "test diff": r.test_diff,
+                        "verdict": r.verdict,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def lab_table(grid: str, seeds: tuple[int, ...] = (0, 1, 2), root: str | Path | None = None):
+    """``grid``'s table on the ``lab`` profile from the committed records (found by config hash, as a sweep
+    finds them), for :data:`LAB_VARIANTS`' variants; a variant with no record has no rows."""
+    import pandas as pd
+
+    variants = list(LAB_VARIANTS.get(grid, [folder_name(v.label) for v in GRIDS.get(grid).variants]))
+    rows: list[dict] = []
+    for r in plan(grid, "lab", seeds, None, Path("."), splits=True, variants=variants):
+        ref = find_reference(r.config, root, weights=False)
+        if ref is not None:
+            rows += table_rows(r, ref.metrics, ref.history())
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+
+def lab_defaults() -> dict[str, str]:
+    """Each lab ablation's default variant (today's lab config)."""
+    return {name: default_variant(name, "lab") or "" for name in LAB_VARIANTS}
+
+
+def baseline_lines(
+    seeds: tuple[int, ...] = (0, 1, 2), root: str | Path | None = None
+) -> dict[str, dict[str, float]]:
+    """The co-training study's fair controls on ``lab`` as test Dice means over ``seeds``, per SC-SAM model: the
+    lines an ablation's plot is read against (a variant below them does worse than no co-training at all)."""
+    found: dict[str, dict[str, list[float]]] = {"sam": {}, "unet": {}}
+    for c in regime_controls(REGIMES["lab"], root):
+        if c.seed in seeds and c.test is not None:
+            name = f"PEFT-SAM prompted by {c.baseline}" if c.side == "sam" else f"{c.baseline} alone"
+            found[c.side].setdefault(name, []).append(c.test.mean_b)
+    return {side: {k: float(np.mean(v)) for k, v in d.items()} for side, d in found.items()}
+
+
+def _cell(values: Any) -> str:
+    v = [x for x in values if x == x]  # NaN-free
+    if not v:
+        return ""
+    return f"{np.mean(v):.3f} ± {np.std(v, ddof=1):.3f}" if len(v) > 1 else f"{v[0]:.3f}"
+
+
+def grid_markdown(grid: str, root: str | Path | None = None) -> str:
+    """One lab grid for the results page: each variant's validation and test Dice over seeds, then the readings
+    against the default; empty when no variant of the grid has a record."""
+    t = lab_table(grid, root=root)
+    if not len(t):
+        return ""
+    lines = [
+        "| variant | seeds | SAM: best validation | SAM: test | U-Net: best validation | U-Net: test |",
+        "|---|---|---|---|---|---|",
+    ]
+    for variant in t.sort_values("order")["variant"].unique():
+        rows = t[t["variant"] == variant]
+        sam, unet = rows[rows["model"] == "sam"], rows[rows["model"] == "unet"]
+        lines.append(
+            f"| {variant} | {rows['seed'].nunique()} | {_cell(sam['val_best'])} | {_cell(sam['dice'])} | "
+            f"{_cell(unet['val_best'])} | {_cell(unet['dice'])} |"
+        )
+    readings = readings_frame({grid: t}, {grid: default_variant(grid, "lab") or ""})
+    if len(readings):
+        lines += [
+            "",
+            "| model | variant | against | validation won | mean difference, best (last 3) | test difference | "
+            "verdict |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for _, r in readings.iterrows():
+            lines.append(
+                f"| {'SAM' if r['model'] == 'sam' else 'U-Net'} | {r['variant']} | {r['against']} | {r['val won']} "
+                f"| {r['val diff (best)']:+.3f} ({r['val diff (last 3)']:+.3f}) | {r['test diff']:+.3f} | "
+                f"{r['verdict']} |"
+            )
+    return "\n".join(lines)
+
+
+def results_section(root: str | Path | None = None) -> str:
+    """The results page's "Ablations on lab" section (docs/ablations.md has the rule), or empty without records."""
+    parts = []
+    for grid in LAB_VARIANTS:
+        table = grid_markdown(grid, root)
+        if table:
+            parts.append(
+                f"### `{grid}`: {GRIDS.get(grid).description}\n\n{PAPER_DIRECTIONS[grid]}.\n\n{table}\n"
+            )
+    if not parts:
+        return ""
+    lines = baseline_lines(root=root)
+    ref = "; ".join(f"{k} {v:.3f}" for side in ("sam", "unet") for k, v in lines[side].items())
+    return (
+        "## Ablations on lab (`scsam-lite sweep GRID --preset lab --seeds S --splits`)\n\n"
+        "Each grid changes one setting of today's `lab` SC-SAM (its default row is `lab/sc-sam-s*`, found by "
+        "config hash); mean ± sample standard deviation over the seeds that have a record. Each variant is read "
+        "against the default, paired by seed, by the rule of docs/ablations.md: validation decides, test is "
+        f"reported. The fair controls without co-training (test, mean over seeds 0-2): {ref}.\n\n"
+        + "\n".join(parts)
+    )
