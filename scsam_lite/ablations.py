@@ -43,6 +43,19 @@ PAPER_DIRECTIONS: dict[str, str] = {
     "backbone": "The paper: UNet 83.64 > UNet++ 80.14 > ResUNet++ 78.20 > SwinUNet 70.27",
 }
 
+#: the paper's directions as verdicts against our default: its ramp-up (T = 1/4) far ahead of none, and its U-Net
+#: ahead of every other specialist. SC-SAM's final prediction is SAM's, so these are read for SAM
+PAPER_EXPECTS: dict[str, dict[str, str]] = {
+    "rampup": {"off": "behind"},
+    "backbone": {"unet++": "behind", "resunet": "behind", "swin": "behind"},
+}
+
+
+def course_grids(profile: str) -> list[str]:
+    """Notebook 05's grids when none are named: ``quick`` the ramp-up alone (minutes), ``lab`` the grids with
+    committed records (nothing trains), the GPU profiles all of them."""
+    return {"quick": ["rampup"], "lab": [*LAB_VARIANTS, "fidelity"]}.get(profile, GRIDS.names())
+
 
 @dataclass(frozen=True)
 class VariantReading:
@@ -110,6 +123,32 @@ def reading(table: Any, model: str, default: str) -> str:
         lines.append(
             f"  {r.variant}: {r.verdict}; best validation ahead on {r.won} of {r.seeds} seeds, mean "
             f"{r.mean_diff:+.3f} (last three {r.mean_last_diff:+.3f}); test {r.test_diff:+.3f}"
+        )
+    return "\n".join(lines)
+
+
+def paper_check(table: Any, default: str, model: str = "sam") -> str:
+    """Whether the paper's direction (:data:`PAPER_EXPECTS`) reproduces in ``table``: per variant the paper ranks,
+    its expected verdict against the default beside the one measured here."""
+    grid = str(table["grid"].iloc[0]) if len(table) else ""
+    expects = PAPER_EXPECTS.get(grid)
+    if not expects:
+        return f"{grid}: the paper ranks none of these variants; nothing to reproduce"
+    found = {r.variant: r.verdict for r in compare(table, model, default)}
+    lines = []
+    for variant, want in expects.items():
+        got = found.get(variant)
+        state = (
+            "no record here"
+            if got is None
+            else "reproduces"
+            if got == want
+            else "undecided here"
+            if got.startswith("open")
+            else "does not reproduce at this scale"
+        )
+        lines.append(
+            f"{grid}: the paper has {variant!r} {want} {default!r}; here ({model}) {got or '-'}: {state}"
         )
     return "\n".join(lines)
 

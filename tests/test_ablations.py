@@ -97,3 +97,23 @@ def test_the_plot_draws_the_fair_controls_as_lines():
     assert [ln.get_ydata()[0] for ln in flat] == [0.52]
     assert "PEFT-SAM prompted by unet: 0.520" in [t.get_text() for t in ax.get_legend().get_texts()]
     viz.close(fig)
+
+
+def test_the_paper_check_says_what_reproduces():
+    def grid(off_best: float) -> pd.DataFrame:
+        t = table({"T = 1/2": BASE, "off": [(b + off_best, last + off_best, d) for b, last, d in BASE]})
+        return t.assign(grid="rampup")
+
+    assert "'off' behind 'T = 1/2'; here (sam) behind: reproduces" in ablations.paper_check(
+        grid(-0.1), "T = 1/2"
+    )
+    assert "here (sam) ahead: does not reproduce" in ablations.paper_check(grid(+0.1), "T = 1/2")
+    assert "undecided here" in ablations.paper_check(grid(-0.1).query("seed < 2"), "T = 1/2")
+    assert "no record here" in ablations.paper_check(grid(0).query("variant != 'off'"), "T = 1/2")
+    assert "nothing to reproduce" in ablations.paper_check(table({"5+5": BASE}), "5+5")
+
+
+def test_notebook_05_shows_the_committed_grids_on_lab_and_trains_little_on_quick():
+    assert ablations.course_grids("quick") == ["rampup"]
+    assert ablations.course_grids("lab") == [*ablations.LAB_VARIANTS, "fidelity"]
+    assert "peft" in ablations.course_grids("classroom")
