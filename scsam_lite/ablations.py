@@ -192,6 +192,17 @@ def lab_table(grid: str, seeds: tuple[int, ...] = (0, 1, 2), root: str | Path | 
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
+def lab_records(grid: str, seed: int = 0, root: str | Path | None = None) -> dict[str, Path]:
+    """``{"<grid> <variant>": record folder}`` of ``grid``'s committed lab runs of one seed: the curves notebook
+    05's try-it widget draws a live run over."""
+    out = {}
+    for r in plan(grid, "lab", (seed,), None, Path("."), splits=True, variants=list(LAB_VARIANTS[grid])):
+        ref = find_reference(r.config, root, weights=False)
+        if ref is not None:
+            out[f"{grid} {r.label}"] = ref.path
+    return out
+
+
 def lab_defaults() -> dict[str, str]:
     """Each lab ablation's default variant (today's lab config)."""
     return {name: default_variant(name, "lab") or "" for name in LAB_VARIANTS}

@@ -117,3 +117,11 @@ def test_notebook_05_shows_the_committed_grids_on_lab_and_trains_little_on_quick
     assert ablations.course_grids("quick") == ["rampup"]
     assert ablations.course_grids("lab") == [*ablations.LAB_VARIANTS, "fidelity"]
     assert "peft" in ablations.course_grids("classroom")
+
+
+def test_lab_records_name_the_committed_runs_of_one_seed():
+    found = ablations.lab_records("prompt-type", 1)
+    assert found == {
+        "prompt-type points": get_reference("lab/sc-sam-s1").path,
+        "prompt-type box": get_reference("regime/box-s1").path,
+    }

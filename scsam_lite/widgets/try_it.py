@@ -130,9 +130,9 @@ class TryItTrainer(Explorer):
 
     def render(self, rampup: float, n_pos: int, n_neg: int, kind: str, backbone: str, steps: int) -> Figure:
         fig, (ax, aw) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [2.2, 1]})
-        for label, run in self.committed.items():
+        for i, (label, run) in enumerate(self.committed.items()):  # grey, told apart by their dashes
             x, y = _curve(run, "sam")
-            ax.plot(x, y, color="0.65", lw=1, label=f"{label} (committed)")
+            ax.plot(x, y, color="0.6", lw=1, ls=("-", "--", ":", "-.")[i % 4], label=f"{label} (committed)")
         for i, (label, run, _) in enumerate(self.trained):
             x, y = _curve(run, "sam")
             ax.plot(x, y, marker="o", ms=3, color=f"C{i % 10}", label=label)
