@@ -54,8 +54,9 @@ class Record:
 def course_runs(profile: str, seed: int = 0) -> dict[str, str]:
     """The run folders ``scsam-lite notebooks --profile PROFILE`` makes with today's code: name without its hash ->
     the hash. Mirrors the notebooks' parameters (quick: 02 trains 300 steps, 05 the rampup grid at 150; lab: 05
-    shows the fidelity grid's committed runs of seeds 0-2), so a record's run names can be checked without running
+    shows the committed runs of its ablation grids and the fidelity grid, seeds 0-2), so a record's run names can be checked without running
     the course; ``scsam-lite records`` warns when a fresh run names one this does not predict."""
+    from .ablations import LAB_VARIANTS, course_grids
     from .hosted import course_config
     from .sweeps import plan
     from .trainer import run_dir_for
@@ -72,8 +73,12 @@ def course_runs(profile: str, seed: int = 0) -> dict[str, str]:
     overrides: dict[str, Any] = {"data.dataset": configs[0].data.dataset, "data.labeled": 0.05}
     if quick:
         overrides.update({"train.iterations": 150, "train.val_every": 50, "cotrain.probe_images": 0})
-    grid, seeds = ("rampup", [seed]) if quick else ("fidelity", [0, 1, 2])
-    names += [r.run_dir.name for r in plan(grid, profile, seeds, overrides, out=".", splits=True)]
+    for grid in course_grids(profile):
+        variants = None if quick else LAB_VARIANTS.get(grid)
+        seeds = [seed] if quick else [0, 1, 2]
+        names += [
+            r.run_dir.name for r in plan(grid, profile, seeds, overrides, ".", splits=True, variants=variants)
+        ]
     return dict(name.rsplit("-", 1) for name in names)
 
 
@@ -294,6 +299,54 @@ def _make_test_suite(work: Path, data_root: str | None) -> dict[str, Any]:
 BENCH_PATHS = ("fast", "stock-allocator", "stock-decoder", "stock-cpu")
 
 
+#: the try-it widget's settings the ``try-it-lab`` record trains (notebook 05 on ``lab``)
+TRY_IT = {"rampup": 0.25, "n_pos": 3, "n_neg": 3, "kind": "points", "backbone": "unet", "steps": 60}
+
+
+def try_it_config() -> C.Config:
+    """The config notebook 05's try-it widget trains on ``lab`` with :data:`TRY_IT`'s settings."""
+    from .hosted import course_config
+    from .widgets.try_it import try_config
+
+    return try_config(course_config("lab", "sc-sam", dataset="kvasir-seg"), **TRY_IT)
+
+
+def stale_try_it_hash(record: dict[str, Any]) -> list[str]:
+    h = C.config_hash(try_it_config())
+    old = record.get("config_hash")
+    return [] if old == h else [f"the try-it run {old} is now {h} (scsam_lite.records.TRY_IT on lab)"]
+
+
+def _make_try_it(work: Path, data_root: str | None) -> dict[str, Any]:
+    """Press the try-it widget's button once on ``lab``, headless, from its sliders; the run is cold (a new
+    folder) but reads the stored SAM embeddings, as the notebook does."""
+    from .hosted import course_config
+    from .runall import _environment
+    from .runs import RunDir
+    from .widgets.try_it import TryItTrainer
+
+    root = kvasir_root(data_root)
+    with _environment({"SCSAM_DATA_ROOT": str(root), "SCSAM_WIDGETS": "static", "MPLBACKEND": "Agg"}):
+        widget = TryItTrainer(
+            course_config("lab", "sc-sam", dataset="kvasir-seg"), work, steps=TRY_IT["steps"]
+        )
+        for key, value in TRY_IT.items():
+            widget.controls[key].value = value
+        out = widget.train_now()
+    if out is None:
+        raise DataError(f"the try-it run did not train: {widget.message}", "see the message above")
+    rec = read_json(out / "config.json")
+    return {
+        "what": "notebook 05's try-it widget on lab: its button pressed once from the sliders (headless)",
+        "command": "scsam-lite records try-it-lab (TryItTrainer on lab; settings below)",
+        "settings": TRY_IT,
+        "config_hash": rec["config_hash"],
+        "wall_time_s": round(widget.trained[-1][2], 1),
+        "sam_validation": [[r["step"], round(r["val_dice"]["sam"], 4)] for r in RunDir(out).history()],
+        "test_metrics": read_json(out / "metrics.json"),
+    }
+
+
 def _make_bench(work: Path, data_root: str | None) -> dict[str, Any]:
     from .bench import bench
     from .runall import _environment
@@ -344,6 +397,14 @@ RECORDS: dict[str, Record] = {
             "about 3 minutes (the quick unet and sc-sam runs)",
             _make_quick_train,
             stale_quick_train_hashes,
+        ),
+        Record(
+            "try-it-lab",
+            "records/try-it-lab.json",
+            "about 3 minutes on a 2-core CPU (one 60-step sc-sam run on lab); needs Kvasir-SEG",
+            _make_try_it,
+            stale_try_it_hash,
+            needs_kvasir=True,
         ),
         Record(
             "lab-sc-sam-cpu",

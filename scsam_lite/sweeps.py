@@ -368,8 +368,11 @@ def sweep_table(
     out_rows = []
     for r in runs:
         row = rows.get(r.config_hash)
-        if row is not None:
-            out_rows += table_rows(r, row["metrics"], RunDir(r.run_dir).history())
+        if row is not None:  # one config in two grids (a default) has one folder: the registry's
+            where = Path(row.get("run_dir") or r.run_dir)
+            out_rows += table_rows(
+                r, row["metrics"], RunDir(where if where.is_dir() else r.run_dir).history()
+            )
     return pd.DataFrame(out_rows, columns=TABLE_COLUMNS)
 
 

@@ -466,8 +466,9 @@ def plot_ablation(
     ax.set_ylabel(f"test {label} of {model} ({'higher' if higher else 'lower'} is better)", fontsize=9)
     if higher:
         ax.set_ylim(0, 1)
-    seeds = int(summary["seeds"].max())
-    ax.set_title(f"{model} on {grid}: {seeds} seed{'s' if seeds > 1 else ''} per variant", fontsize=10)
+    lo, hi = int(summary["seeds"].min()), int(summary["seeds"].max())
+    count = f"{hi} seed{'s' if hi > 1 else ''}" if lo == hi else f"{lo}-{hi} seeds"  # a grid still filling up
+    ax.set_title(f"{model} on {grid}: {count} per variant", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     ax.spines[["top", "right"]].set_visible(False)
     if len(order) > 4:

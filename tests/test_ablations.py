@@ -96,6 +96,10 @@ def test_the_plot_draws_the_fair_controls_as_lines():
     flat = [ln for ln in ax.lines if len(set(ln.get_ydata())) == 1 and ln.get_linestyle() == "--"]
     assert [ln.get_ydata()[0] for ln in flat] == [0.52]
     assert "PEFT-SAM prompted by unet: 0.520" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert ax.get_title() == "sam on prompts: 3 seeds per variant"
+    viz.close(fig)
+    fig = viz.plot_ablation(t[(t["variant"] == "5+5") | (t["seed"] < 2)], "dice", "sam")
+    assert fig.axes[0].get_title() == "sam on prompts: 2-3 seeds per variant"  # a grid still filling up
     viz.close(fig)
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from scsam_lite.cli import main
 from scsam_lite.errors import ConfigError
+from scsam_lite.reference import best_validation, get_reference
 from scsam_lite.sweeps import GRIDS, default_variant, finished_hashes, plan, sweep, sweep_table
 
 FAST = {"train.iterations": "4", "train.val_every": "2", "cotrain.probe_images": "0"}
@@ -119,3 +120,16 @@ def test_the_default_variant_is_the_one_that_changes_nothing():
     # lab stores SAM's embeddings, so the peft grid cannot run there: no default, not an error
     assert default_variant("peft", "lab") is None
     assert default_variant("rampup", "quick", {"cotrain.rampup_length": "0"}) == "off"
+
+
+def test_a_default_shared_by_two_grids_keeps_its_validation_in_both_tables(tmp_path):
+    """lab/sc-sam is the default of every lab grid: copied once, into the first grid's folder, and read from
+    there (the registry's run_dir) by the others."""
+    where = dict(seeds=(0,), out=tmp_path, splits=True, verbose=False, reference_only=True)
+    sweep("rampup", "lab", variants=["T-1of2"], **where)
+    sweep("prompts", "lab", variants=["5-plus-5"], **where)
+    table = sweep_table("prompts", "lab", seeds=(0,), out=tmp_path, splits=True, variants=["5-plus-5"])
+    sam = table[table["model"] == "sam"].iloc[0]
+    best = best_validation(get_reference("lab/sc-sam-s0").history(), "sam")[1]
+    assert sam["val_best"] == pytest.approx(best)
+    assert not any(p.name.startswith("prompts-") for p in tmp_path.iterdir())
