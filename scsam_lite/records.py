@@ -347,6 +347,22 @@ def _make_try_it(work: Path, data_root: str | None) -> dict[str, Any]:
     }
 
 
+def try_it_summary(docs: Path | None = None) -> str:
+    """One line on what pressing the try-it button cost when it was recorded (notebook 05 on ``lab``)."""
+    rec = read_record("try-it-lab", docs)
+    if rec is None:
+        return "the try-it run on lab is not recorded yet: scsam-lite records try-it-lab"
+    s = rec["settings"]
+    curve = " / ".join(f"{dice:.2f}" for _, dice in rec["sam_validation"])
+    steps = " / ".join(str(step) for step, _ in rec["sam_validation"])
+    machine = rec.get("provenance", {}).get("machine", "an unnamed machine")
+    return (
+        f"recorded (docs/records/try-it-lab.json): T = {s['rampup']:g} of the run, {s['n_pos']}+{s['n_neg']} "
+        f"{s['kind']}, {s['backbone']}, {s['steps']} steps trained in {rec['wall_time_s']:.0f} s on {machine}; "
+        f"SAM's validation Dice {curve} at steps {steps}"
+    )
+
+
 def _make_bench(work: Path, data_root: str | None) -> dict[str, Any]:
     from .bench import bench
     from .runall import _environment

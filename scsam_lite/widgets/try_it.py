@@ -4,7 +4,7 @@ Every other widget of the course replays records or draws formulas; this one cha
 sliders set the ramp-up length (as a share of the run), the point counts, the prompt kind and the specialist; the
 button trains a short ``sc-sam`` run from those settings on top of the notebook's config (reused when the same
 settings were trained before: runs are named by their config hash) and draws its validation curve over the
-committed runs' curves. On the ``lab`` profile with stored embeddings a 60-step run takes about two minutes on a
+committed runs' curves. On the ``lab`` profile with stored embeddings a 60-step run takes a few minutes on a
 2-core CPU. Headless (nbval, papermill) it shows one static picture: the committed curves and w(t) of the current
 settings, without training anything.
 """
@@ -65,7 +65,7 @@ class TryItTrainer(Explorer):
         base: the notebook's ``sc-sam`` config (profile, dataset, labels, seed).
         runs: where the live runs go (one folder per config hash: trained once, reused after).
         committed: ``{label: run_dir}`` of committed runs whose curves are drawn in grey for comparison.
-        steps: the live run's length (60: about two minutes on ``lab`` with a 2-core CPU).
+        steps: the live run's length (60 on ``lab``: docs/records/try-it-lab.json has what it cost).
     """
 
     def __init__(
