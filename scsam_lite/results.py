@@ -62,9 +62,8 @@ def _group(refs: list[ReferenceRun]) -> dict[tuple[str, float], list[ReferenceRu
     groups: dict[tuple[str, float], list[ReferenceRun]] = defaultdict(list)
     for ref in refs:
         folder = ref.name.split("/")[0]
-        if (
-            folder.startswith(("fidelity", "regime")) or folder in LAB_VARIANTS
-        ):  # variants: their own sections
+        variants = folder.startswith(("fidelity", "regime")) or folder in LAB_VARIANTS
+        if variants:  # tabulated by their own sections
             continue
         groups[(folder, ref.config.data.labeled)].append(ref)
     return dict(groups)
