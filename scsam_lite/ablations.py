@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from .controls import REGIMES, RULE_SEEDS, regime_controls
-from .reference import find_reference
-from .sweeps import GRIDS, TABLE_COLUMNS, default_variant, folder_name, plan, table_rows
+from .reference import ReferenceRun, reference_runs
+from .sweeps import GRIDS, TABLE_COLUMNS, PlannedRun, default_variant, folder_name, plan, table_rows
 
 #: the lab course's ablations (issue 30) and the variants each has committed records for, by folder name
 LAB_VARIANTS: dict[str, tuple[str, ...]] = {
@@ -178,29 +178,31 @@ def readings_frame(tables: dict[str, Any], defaults: dict[str, str]):
     return pd.DataFrame(rows)
 
 
+def _lab_records(
+    grid: str, seeds: tuple[int, ...], root: str | Path | None
+) -> list[tuple[PlannedRun, ReferenceRun]]:
+    """Each planned lab run of :data:`LAB_VARIANTS`' variants of ``grid`` with its committed record (same config
+    hash, as a sweep finds it); the records are read once, not once per planned run."""
+    by_hash = {ref.config_hash: ref for ref in reference_runs(root)}
+    variants = list(LAB_VARIANTS.get(grid, [folder_name(v.label) for v in GRIDS.get(grid).variants]))
+    planned = plan(grid, "lab", seeds, None, Path("."), splits=True, variants=variants)
+    return [(r, by_hash[r.config_hash]) for r in planned if r.config_hash in by_hash]
+
+
 def lab_table(grid: str, seeds: tuple[int, ...] = (0, 1, 2), root: str | Path | None = None):
-    """``grid``'s table on the ``lab`` profile from the committed records (found by config hash, as a sweep
-    finds them), for :data:`LAB_VARIANTS`' variants; a variant with no record has no rows."""
+    """``grid``'s table on the ``lab`` profile from the committed records; a variant with no record has no rows."""
     import pandas as pd
 
-    variants = list(LAB_VARIANTS.get(grid, [folder_name(v.label) for v in GRIDS.get(grid).variants]))
-    rows: list[dict] = []
-    for r in plan(grid, "lab", seeds, None, Path("."), splits=True, variants=variants):
-        ref = find_reference(r.config, root, weights=False)
-        if ref is not None:
-            rows += table_rows(r, ref.metrics, ref.history())
+    rows = [
+        row for r, ref in _lab_records(grid, seeds, root) for row in table_rows(r, ref.metrics, ref.history())
+    ]
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
 def lab_records(grid: str, seed: int = 0, root: str | Path | None = None) -> dict[str, Path]:
     """``{"<grid> <variant>": record folder}`` of ``grid``'s committed lab runs of one seed: the curves notebook
     05's try-it widget draws a live run over."""
-    out = {}
-    for r in plan(grid, "lab", (seed,), None, Path("."), splits=True, variants=list(LAB_VARIANTS[grid])):
-        ref = find_reference(r.config, root, weights=False)
-        if ref is not None:
-            out[f"{grid} {r.label}"] = ref.path
-    return out
+    return {f"{grid} {r.label}": ref.path for r, ref in _lab_records(grid, (seed,), root)}
 
 
 def lab_defaults() -> dict[str, str]:
