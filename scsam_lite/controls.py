@@ -82,6 +82,16 @@ REGIMES = {
         unet="regime/warm-unet",
         mean_teacher="regime/warm-mean-teacher",
     ),
+    # both of the warm U-Net's co-training terms tamed: "warm-rampup" and "warm-noentropy" each stopped some of its
+    # falls (the entropy on seeds 0-1, not the full-weight loss on SAM's masks on seed 2); together, same controls
+    "warm-rampup-noentropy": Regime(
+        "a warm start with the U-Net's loss ramped up and no entropy term (init_from, cotrain.unet_rampup=true and "
+        "cotrain.entropy=false)",
+        "regime/warm-rampup-noentropy",
+        peft_sam="regime/warm-peft-sam",
+        unet="regime/warm-unet",
+        mean_teacher="regime/warm-mean-teacher",
+    ),
 }
 
 
