@@ -89,27 +89,24 @@ def plot_pseudo_quality(runs: dict[str, str | Path]) -> Figure | None:
     found = {k: q for k, v in runs.items() if (q := pseudo_quality(v)) is not None}
     if not found:
         return None
-    fig, ax = plt.subplots(figsize=(7, 3.4))
+    from matplotlib.lines import Line2D
+
+    # one colour per run, one line style per teacher: a legend of runs beside the axes stays readable with many
+    fig, ax = plt.subplots(figsize=(9, 3.4))
     for i, (label, q) in enumerate(found.items()):
-        color = f"C{i}"
-        ax.plot(
-            q["step"], q["sam"], color=color, marker="o", ms=3, label=f"{label}: SAM's masks (U-Net's target)"
-        )
-        ax.plot(
-            q["step"],
-            q["unet"],
-            color=color,
-            ls="--",
-            marker="s",
-            ms=3,
-            label=f"{label}: U-Net's (SAM's target)",
-        )
+        ax.plot(q["step"], q["sam"], color=f"C{i}", marker="o", ms=3, label=label)
+        ax.plot(q["step"], q["unet"], color=f"C{i}", ls="--", marker="s", ms=3)
+    style = [
+        Line2D([], [], color="0.3", marker="o", ms=3, label="solid: SAM's masks (the U-Net's targets)"),
+        Line2D([], [], color="0.3", ls="--", marker="s", ms=3, label="dashed: the U-Net's (SAM's targets)"),
+    ]
     ax.set_xlabel("training step")
     ax.set_ylabel("Dice against the true masks")
     ax.set_title("pseudo-labels of the unlabeled images", fontsize=10)
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    handles, _ = ax.get_legend_handles_labels()
+    ax.legend(handles=handles + style, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     fig.tight_layout()
     return fig
 
