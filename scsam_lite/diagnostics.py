@@ -13,6 +13,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from .runs import RunDir, read_item_metrics
 
@@ -89,8 +90,6 @@ def plot_pseudo_quality(runs: dict[str, str | Path]) -> Figure | None:
     found = {k: q for k, v in runs.items() if (q := pseudo_quality(v)) is not None}
     if not found:
         return None
-    from matplotlib.lines import Line2D
-
     # one colour per run, one line style per teacher: a legend of runs beside the axes stays readable with many
     fig, ax = plt.subplots(figsize=(9, 3.4))
     for i, (label, q) in enumerate(found.items()):
