@@ -52,12 +52,14 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 
 
 def _stop_running() -> None:
-    for name in DAEMONS:
-        subprocess.run(["pkill", "-x", name], check=False)
-    for _ in range(50):
-        if not any(subprocess.run(["pgrep", "-x", n], capture_output=True).stdout for n in DAEMONS):
-            return
-        time.sleep(0.2)
+    """SIGTERM, then SIGKILL for a daemon still up after 10 s (a slurmd outlived a test session once)."""
+    for signal in ("TERM", "KILL"):
+        for name in DAEMONS:
+            subprocess.run(["pkill", f"-{signal}", "-x", name], check=False)
+        for _ in range(50):
+            if not any(subprocess.run(["pgrep", "-x", n], capture_output=True).stdout for n in DAEMONS):
+                return
+            time.sleep(0.2)
 
 
 def start(folder: Path) -> str | None:
