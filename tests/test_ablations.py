@@ -115,6 +115,30 @@ def test_the_paper_check_says_what_reproduces():
     assert "undecided here" in ablations.paper_check(grid(-0.1).query("seed < 2"), "T = 1/2")
     assert "no record here" in ablations.paper_check(grid(0).query("variant != 'off'"), "T = 1/2")
     assert "nothing to reproduce" in ablations.paper_check(table({"5+5": BASE}), "5+5")
+    narrow = ablations.paper_check(grid(-0.01), "T = 1/2")
+    assert "here (sam) behind, narrow (under 0.02: seeds 3-4 to confirm): reproduces, narrowly" in narrow
+
+
+def test_a_verdict_by_under_the_margin_is_marked_narrow():
+    """The rule's direction stands, but a mean best-check difference under 0.02 is flagged for seeds 3-4."""
+    shifted = {
+        "1+0": [(b + 0.01, last + 0.01, d) for b, last, d in BASE],  # ahead on every seed, by 0.01
+        "3+3": [(b - 0.05, last - 0.05, d) for b, last, d in BASE],  # behind by 0.05: not narrow
+        "10+10": [(b + 0.01, last - 0.01, d) for b, last, d in BASE],  # noise is never narrow
+    }
+    t = table({"5+5": BASE, **shifted})
+    found = {r.variant: r for r in ablations.compare(t, "sam", "5+5")}
+    assert found["1+0"].verdict == "ahead" and found["1+0"].narrow
+    assert found["1+0"].verdict_note == "ahead, narrow (under 0.02: seeds 3-4 to confirm)"
+    assert (
+        found["3+3"].verdict == "behind" and not found["3+3"].narrow and found["3+3"].verdict_note == "behind"
+    )
+    assert found["10+10"].verdict == "noise" and not found["10+10"].narrow
+    assert "1+0: ahead, narrow" in ablations.reading(t, "sam", "5+5")
+    frame = ablations.readings_frame({"prompts": t}, {"prompts": "5+5"})
+    assert set(frame.loc[frame["variant"] == "1+0", "verdict"]) == {
+        "ahead, narrow (under 0.02: seeds 3-4 to confirm)"
+    }
 
 
 def test_notebook_05_shows_the_committed_grids_on_lab_and_trains_little_on_quick():
