@@ -156,19 +156,20 @@ def paper_check(table: Any, default: str, model: str = "sam") -> str:
     lines = []
     for variant, want in expects.items():
         r = found.get(variant)
-        if r is None:
-            got, state = "-", "no record here"
-        else:
-            got = r.verdict_note
-            state = (
-                ("reproduces, narrowly" if r.narrow else "reproduces")
-                if r.verdict == want
-                else "undecided here"
-                if r.verdict.startswith("open")
-                else "does not reproduce at this scale"
-            )
-        lines.append(f"{grid}: the paper has {variant!r} {want} {default!r}; here ({model}) {got}: {state}")
+        got = r.verdict_note if r else "-"
+        lines.append(
+            f"{grid}: the paper has {variant!r} {want} {default!r}; here ({model}) {got}: {_state(r, want)}"
+        )
     return "\n".join(lines)
+
+
+def _state(r: VariantReading | None, want: str) -> str:
+    """Whether one measured reading reproduces the paper's expected verdict ``want``."""
+    if r is None:
+        return "no record here"
+    if r.verdict == want:
+        return "reproduces, narrowly" if r.narrow else "reproduces"
+    return "undecided here" if r.verdict.startswith("open") else "does not reproduce at this scale"
 
 
 def readings_frame(tables: dict[str, Any], defaults: dict[str, str]):
