@@ -106,7 +106,8 @@ class GeneralistConfig:
     # LiteMedSAM) | none (raw [0, 1] intensities, as the reference feeds grey MRI to SAM)
     pixel_norm: Literal["model", "none"] = "model"
     # embed every image once with the frozen encoder and train the prompt encoder and decoder on the stored
-    # embeddings (needs peft=none; SAM then sees un-augmented images): SAM on real data on a CPU
+    # embeddings (SAM then sees un-augmented images): SAM on real data on a CPU. With adapters or LoRA in the last
+    # blocks only, what is stored is the activation before the first adapted block, and each step runs the rest
     embedding_cache: bool = False
     # images per encoder pass where no gradient reaches the encoder (None: the whole batch): memory, not results
     encoder_batch: int | None = None
@@ -492,12 +493,6 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"generalist.encoder_batch={g.encoder_batch} must be at least 1",
             "use e.g. --set generalist.encoder_batch=4, or leave it unset (the whole batch in one pass)",
-        )
-    if g.embedding_cache and g.peft != "none":
-        raise ConfigError(
-            f"generalist.embedding_cache needs a frozen image encoder, but generalist.peft={g.peft} trains it",
-            "add --set generalist.peft=none (only the prompt encoder and mask decoder train), or turn the "
-            "cache off",
         )
     if p.n_pos < 0 or p.n_neg < 0 or (p.kind != "box" and p.n_pos + p.n_neg == 0):
         raise ConfigError(

@@ -5,7 +5,9 @@ adds adapters or LoRA, freezes the rest of the encoder and switches on fast atte
 
 Where things are: the model wrapper and its batched forward in ``sam.py``; builders and checkpoint loading in
 ``build.py``; exact fast attention in ``attention.py``; Med-SA adapters in ``adapters.py``; LoRA in ``lora.py``;
-freezing and the trainable-parameter table in ``peft.py``. Point prompts live in :mod:`scsam_lite.prompts`.
+freezing and the trainable-parameter table in ``peft.py``; stored embeddings in ``embedding_cache.py``, and the
+encoder cut into stages (activations stored before adapted last blocks) in ``encoder_stages.py``. Point prompts
+live in :mod:`scsam_lite.prompts`.
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ from ..data import SegData
 from ..data.batches import load_images
 from ..errors import ConfigError, DataError
 from ..progress import progress_bar
+from .encoder_stages import encoder_stages, frozen_prefix, run_stages, state_bytes
 from .sam import Generalist
 
 #: Bump when the way embeddings are computed changes: every cached embedding goes stale.
@@ -67,6 +68,49 @@ def embedding_key(model: Generalist, data: SegData) -> str:
     return h.hexdigest()[:20]
 
 
+def prefix_key(model: Generalist, data: SegData, cut: int) -> str:
+    """The key of activations stored at stage ``cut``: as :func:`embedding_key`, but only the frozen stages before
+    the cut count (the adapters after it change as they train, and differ between runs)."""
+    stages = encoder_stages(model.image_encoder)
+    h = hashlib.sha256()
+    h.update(json.dumps([EMBEDDING_VERSION, model.name, model.image_size, data.images.shape]).encode())
+    h.update(json.dumps(["cut", cut, stages[cut].name]).encode())
+    h.update(np.ascontiguousarray(data.images).tobytes())
+    for name, raw in state_bytes(stages[:cut]):
+        h.update(name.encode())
+        h.update(raw)
+    for buf in (model.pixel_mean, model.pixel_std):
+        h.update(buf.detach().cpu().numpy().tobytes())
+    return h.hexdigest()[:20]
+
+
+def cache_cut(model: Generalist) -> int | None:
+    """Where the stored activations are taken: None for the finished embeddings (a frozen encoder), else the index
+    of the encoder's first trainable stage (``encoder_stages.py``).
+
+    Raises:
+        ConfigError: the encoder's very first stage trains, so nothing before it could be stored.
+    """
+    if encoder_is_frozen(model):
+        return None
+    cut = frozen_prefix(model.image_encoder)
+    if cut == 0:
+        raise ConfigError(
+            "the embedding cache stores what the encoder computes before its first trainable part, but here its "
+            "first stage (the patch embedding) trains",
+            "train adapters or LoRA in the last blocks only (e.g. --set generalist.adapter_blocks=last2), or "
+            "turn generalist.embedding_cache off",
+        )
+    return cut
+
+
+def encode(model: Generalist, images: torch.Tensor, cut: int | None) -> torch.Tensor:
+    """What the cache stores for ``images``: the embeddings (``cut`` None) or the activations at stage ``cut``."""
+    if cut is None:
+        return model.embed(images)
+    return run_stages(encoder_stages(model.image_encoder), model.preprocess(images), 0, cut)
+
+
 class ImageEmbeddings:
     """The stored embeddings of a dataset's items: ``embeddings[index]`` -> float32 ``(len(index), C, h, w)``.
 
@@ -88,6 +132,8 @@ class ImageEmbeddings:
         self.meta = json.loads((self.folder / "meta.json").read_text())
         self.model, self.data, self.device, self.batch_size = model, data, device, batch_size
         self._checked: list[SegData] = []  # other SegData objects found to hold the same items
+        #: None: the items' finished embeddings; else the encoder stage whose input they are (see encoder_stages)
+        self.cut: int | None = self.meta.get("cut")
         self._load_shards()
 
     def _load_shards(self) -> None:
@@ -171,7 +217,8 @@ class ImageEmbeddings:
                 rows = []
                 for b in range(0, len(chunk), self.batch_size):
                     idx = chunk[b : b + self.batch_size]
-                    rows.append(model.embed(load_images(self.data, idx, self.device)).float().cpu().numpy())
+                    images = load_images(self.data, idx, self.device)
+                    rows.append(encode(model, images, self.cut).float().cpu().numpy())
                     bar.update(len(idx))
                 _write_shard(self.folder, chunk, np.concatenate(rows).astype(np.float16))
         except OSError as err:
@@ -233,18 +280,15 @@ def compute_embeddings(
     """The cached embeddings of ``data`` under ``model``'s frozen encoder, with the items of ``index`` (default:
     every item) computed now if not stored yet; other items are computed when first asked for.
 
+    With adapters or LoRA in the encoder's last blocks, what is stored is the activation before the first trainable
+    stage (:func:`cache_cut`), and :func:`image_embeddings` runs the rest of the encoder on it.
+
     Raises:
-        ConfigError: the encoder has trainable parameters (its embeddings change as it trains, so they cannot
-            be cached).
+        ConfigError: the encoder's first stage trains (nothing before it to store).
         DataError: the cache folder cannot be written.
     """
-    if not encoder_is_frozen(model):
-        raise ConfigError(
-            "the embedding cache needs a frozen image encoder, but this one has trainable parameters "
-            "(adapters, LoRA or an unfrozen encoder)",
-            "use --set generalist.peft=none with generalist.embedding_cache=true, or turn the cache off",
-        )
-    key = embedding_key(model, data)
+    cut = cache_cut(model)
+    key = embedding_key(model, data) if cut is None else prefix_key(model, data, cut)
     root = paths.cache_dir(cache_dir) / "embeddings"
     folder = root / key
     try:
@@ -260,6 +304,8 @@ def compute_embeddings(
                 "source": model.source,
                 "image_size": model.image_size,
             }
+            if cut is not None:
+                meta.update(cut=cut, cut_stage=encoder_stages(model.image_encoder)[cut].name)
             tmp = folder / f"meta.json.tmp-{os.getpid()}"
             tmp.write_text(json.dumps(meta, indent=2))
             os.replace(tmp, folder / "meta.json")
@@ -326,5 +372,16 @@ def segment(
         return model(images, points, boxes, token_class=token_class)
     if index is None:
         raise ValueError("with stored embeddings, SAM needs the images' dataset indices (index=...)")
-    emb = embeddings.to(index, images.device)
+    emb = image_embeddings(model, embeddings, index, images.device)
     return model.decode(emb, points, boxes, size=tuple(images.shape[-2:]), token_class=token_class)
+
+
+def image_embeddings(
+    model: Generalist, embeddings: ImageEmbeddings, index: np.ndarray, device: torch.device | str
+) -> torch.Tensor:
+    """SAM's image embeddings of items ``index``: read back, and where the cache holds activations part-way
+    through the encoder, finished by its remaining (trainable) stages, with gradients where they train."""
+    stored = embeddings.to(index, device)
+    if embeddings.cut is None:
+        return stored
+    return run_stages(encoder_stages(model.image_encoder), stored, embeddings.cut)

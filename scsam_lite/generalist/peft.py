@@ -162,4 +162,12 @@ def what_trains(gcfg: GeneralistConfig) -> str:
     where = (
         f"in encoder blocks '{gcfg.adapter_blocks}'" if gcfg.peft == "adapter" else "beside each block's qkv"
     )
-    return f"peft={gcfg.peft}: the encoder's own weights are frozen; the {gcfg.peft} weights {where}, the {side} train."
+    stored = (
+        " What the encoder computes before the first adapted block is stored once; each step runs only the rest."
+        if gcfg.embedding_cache
+        else ""
+    )
+    return (
+        f"peft={gcfg.peft}: the encoder's own weights are frozen; the {gcfg.peft} weights {where}, the {side} "
+        f"train.{stored}"
+    )

@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from .. import viz
 from ..data.batches import load_images
 from ..errors import ConfigError
+from ..generalist.embedding_cache import image_embeddings
 from ..metrics import dice_scores
 from ..prompts import STRATEGIES, Points, Seed, boxes_from_masks, sample_points
 from ..registry import unknown_name
@@ -136,7 +137,7 @@ def zero_shot_table(
             part = idx[start : start + batch_size]
             masks = _masks(data, part, device)
             if embeddings is not None:
-                emb = embeddings.to(part, device)  # embedded once, on first use, then read
+                emb = image_embeddings(generalist, embeddings, part, device)  # embedded once, then read
             else:
                 emb = generalist.embed(load_images(data, part, device))
             seeds = [seed + int(i) for i in part]
