@@ -8,7 +8,8 @@ them back instead of running the encoder. This is what makes the SAM side of SC-
 without a GPU.
 
 The price: SAM only ever sees un-augmented images (the U-Net still trains on augmented ones; see
-``methods/sc_sam.py`` for how the two frames are kept apart), and the encoder cannot be adapted.
+``methods/sc_sam.py`` for how the two frames are kept apart), and the encoder adapts at most in its last blocks: with
+adapters or LoRA there, the activations before the first adapted block are stored instead (``encoder_stages.py``).
 
 The cache is keyed by the content itself (a hash of the dataset's images and of the encoder's weights, the input
 size and the pixel normalisation), so a changed dataset, checkpoint or resolution can never be served stale
