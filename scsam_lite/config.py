@@ -494,6 +494,14 @@ def validate(cfg: Config) -> None:
             f"generalist.encoder_batch={g.encoder_batch} must be at least 1",
             "use e.g. --set generalist.encoder_batch=4, or leave it unset (the whole batch in one pass)",
         )
+    if g.embedding_cache and g.peft != "none" and g.adapter_blocks.strip().lower() == "all":
+        raise ConfigError(
+            f"generalist.embedding_cache with generalist.peft={g.peft} stores what the encoder computes before its "
+            "first adapted block; with adapter_blocks=all that is its first layer, and every step would run "
+            "nearly the whole encoder",
+            "adapt the last blocks only (--set generalist.adapter_blocks=last2: LiteMedSAM's last stage), or "
+            "--set generalist.peft=none (only the prompt encoder and mask decoder train)",
+        )
     if p.n_pos < 0 or p.n_neg < 0 or (p.kind != "box" and p.n_pos + p.n_neg == 0):
         raise ConfigError(
             f"prompts.n_pos={p.n_pos}, prompts.n_neg={p.n_neg}: point prompts need at least one point",

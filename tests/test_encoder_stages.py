@@ -141,3 +141,14 @@ def test_what_trains_says_what_is_stored():
     text = what_trains(adapted.generalist)
     assert "'last2'" in text and "before the first adapted block is stored" in text
     assert "decoder fine-tuning" in what_trains(C.build_config("lab", {}, method="sc-sam").generalist)
+
+
+def test_the_cache_with_adapters_in_every_block_is_refused_with_the_fix():
+    """Stored activations before the first of all blocks would save almost nothing and cost gigabytes: the lab
+    profile's `peft` grid (adapters in every block) is refused, naming the last-blocks setting."""
+    from scsam_lite.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="adapter_blocks=all") as err:
+        C.build_config("lab", {"generalist.peft": "lora"}, method="peft-sam")
+    assert "adapter_blocks=last2" in err.value.fix and "peft=none" in err.value.fix
+    C.build_config("lab", {"generalist.peft": "lora", "generalist.adapter_blocks": "last2"}, method="peft-sam")

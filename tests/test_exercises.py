@@ -494,8 +494,8 @@ def lab_config_errors(stem: str, number: int, text: str) -> list[str]:
 
 
 def test_an_exercise_that_cannot_run_on_lab_says_so():
-    """Settings that raise a ConfigError on ``lab`` (LoRA or adapters need the live encoder, lab stores its
-    embeddings) are tagged ``lab: no (why)``, not left as a trap; a lab time is only given where the config builds."""
+    """Settings that raise a ConfigError on ``lab`` (LoRA or adapters in every block need the live encoder, lab
+    stores its embeddings) are tagged ``lab: no (why)``, not left as a trap; a lab time is only given where the config builds."""
     failing = set()
     for stem in STEMS:
         items = exercises.notebook_exercises(ROOT / "notebooks" / f"{stem}.ipynb")
