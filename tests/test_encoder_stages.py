@@ -151,4 +151,6 @@ def test_the_cache_with_adapters_in_every_block_is_refused_with_the_fix():
     with pytest.raises(ConfigError, match="adapter_blocks=all") as err:
         C.build_config("lab", {"generalist.peft": "lora"}, method="peft-sam")
     assert "adapter_blocks=last2" in err.value.fix and "peft=none" in err.value.fix
-    C.build_config("lab", {"generalist.peft": "lora", "generalist.adapter_blocks": "last2"}, method="peft-sam")
+    C.build_config(
+        "lab", {"generalist.peft": "lora", "generalist.adapter_blocks": "last2"}, method="peft-sam"
+    )
