@@ -92,6 +92,15 @@ def bench_config() -> C.Config:
     return C.build_config("lab", method="sc-sam")
 
 
+#: the co-training study's last candidate: adapters in LiteMedSAM's last TinyViT stage over stored activations
+LAST_STAGE = {"generalist.peft": "adapter", "generalist.adapter_blocks": "last2"}
+
+
+def last_stage_config() -> C.Config:
+    """``--preset lab --method sc-sam`` with :data:`LAST_STAGE`: what a step costs when SAM's encoder adapts."""
+    return C.build_config("lab", LAST_STAGE, method="sc-sam")
+
+
 # -- checks -----------------------------------------------------------------------------------------------------------
 def _summaries(record: dict[str, Any]) -> list[dict[str, Any]]:
     """The ``scsam-lite notebooks`` summaries in a record: one per phase (cold, warm), or one at its top."""
@@ -156,6 +165,19 @@ def stale_bench_hash(record: dict[str, Any]) -> list[str]:
         ]
     )
     return stored_hash_problems(record) + stale
+
+
+def stale_last_stage_hashes(record: dict[str, Any]) -> list[str]:
+    problems = []
+    for key, cfg in (("decoder", bench_config()), ("last2", last_stage_config())):
+        part = record.get(key, {})
+        today = C.config_hash(cfg)
+        problems += stored_hash_problems(part)
+        if part.get("config_hash") != today:
+            problems.append(
+                f"its {key} bench names config {part.get('config_hash')}; today it hashes to {today}"
+            )
+    return problems
 
 
 def missing_test_tiers(record: dict[str, Any]) -> list[str]:
@@ -385,6 +407,36 @@ def _make_bench(work: Path, data_root: str | None) -> dict[str, Any]:
     return result
 
 
+def _make_bench_last_stage(work: Path, data_root: str | None) -> dict[str, Any]:
+    """The lab sc-sam step with SAM's decoder side trained (today's default) and with adapters in the encoder's last
+    stage as well, timed one after the other on the same machine (fast path)."""
+    from .bench import bench
+    from .runall import _environment
+
+    root = kvasir_root(data_root)
+    sets = "".join(f" --set {k}={v}" for k, v in LAST_STAGE.items())
+    record: dict[str, Any] = {
+        "what": "one lab sc-sam step: decoder side only (default) against last-stage adapters"
+    }
+    with _environment({"SCSAM_DATA_ROOT": str(root)}):
+        for key, cfg, extra in (("decoder", bench_config(), ""), ("last2", last_stage_config(), sets)):
+            command = f"scsam-lite bench --preset lab --method sc-sam --path fast --steps 8 --warmup 3 --repeat 3{extra}"
+            result = bench(
+                cfg,
+                steps=8,
+                warmup=3,
+                paths=("fast",),
+                repeat=3,
+                out=work / f"bench-{key}.json",
+                command=command,
+            )
+            result.pop("saved_to", None)
+            record[key] = result
+    ms = [record[k]["rows"][0]["ms_per_step"] for k in ("decoder", "last2")]
+    record["ratio"] = round(ms[1] / ms[0], 2)
+    return record
+
+
 HISTORICAL = "historical: docs/performance.md cites it as a record from before the transformer's rewrite"
 
 RECORDS: dict[str, Record] = {
@@ -429,6 +481,15 @@ RECORDS: dict[str, Record] = {
             "needs Kvasir-SEG",
             _make_bench,
             stale_bench_hash,
+            needs_kvasir=True,
+        ),
+        Record(
+            "lab-sc-sam-last-stage",
+            "bench/lab-sc-sam-last-stage.json",
+            "about 6 minutes on a 2-core CPU (two configs x 3 rounds of 11 steps), more when the activations before "
+            "LiteMedSAM's last stage are not stored yet; needs Kvasir-SEG",
+            _make_bench_last_stage,
+            stale_last_stage_hashes,
             needs_kvasir=True,
         ),
         Record(

@@ -238,7 +238,8 @@ def test_encoder_batch_splits_gradient_free_passes_with_the_same_embeddings():
         g.encoder_batch = None
         whole = g.embed(images)
     assert sizes == [2, 2, 1, 5]
-    torch.testing.assert_close(parts, whole, rtol=1e-5, atol=1e-6)
+    # float32 kernels may block a batch of 2 and of 5 differently: equal up to rounding (1.1e-6 seen on one CPU)
+    torch.testing.assert_close(parts, whole, rtol=1e-5, atol=1e-5)
     g.encoder_batch = 2
     assert any(p.requires_grad for p in g.image_encoder.parameters())  # quick: adapters train
     sizes.clear()
