@@ -113,7 +113,8 @@ def encode(model: Generalist, images: torch.Tensor, cut: int | None) -> torch.Te
 
 
 class ImageEmbeddings:
-    """The stored embeddings of a dataset's items: ``embeddings[index]`` -> float32 ``(len(index), C, h, w)``.
+    """The stored embeddings of a dataset's items: ``embeddings[index]`` -> float32 ``(len(index), C, h, w)``, or,
+    where :attr:`cut` is set, the encoder's activations at that stage (:func:`image_embeddings` finishes them).
 
     Backed by memory-mapped float16 shards; only the rows asked for are read. Built by :func:`compute_embeddings`,
     which attaches the model: items asked for that are not stored yet are then embedded and stored first
