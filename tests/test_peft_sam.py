@@ -258,3 +258,10 @@ def test_bench_counts_the_work_of_a_step_and_the_two_pass_decoder_doubles_its_sh
     assert sum(p1.values()) == pytest.approx(g1, rel=1e-3)
     assert p2["UNet"] == p1["UNet"] and p2["Generalist"] > p1["Generalist"]
     assert "counted work by part: " in format_bench(one)
+    assert "the parts overlap" not in format_bench(one)
+    # parts that add up to more than the total (torch's tracker counting backward work twice) are said to overlap
+    import copy
+
+    doubled = copy.deepcopy(one)
+    doubled["rows"][0]["gflop_by_part"]["elsewhere"] = -0.5 * g1
+    assert "the parts overlap" in format_bench(doubled)
