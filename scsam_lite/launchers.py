@@ -75,13 +75,25 @@ class SlurmOptions:
 
 
 class TrainJob:
-    """One planned run as a submitit job: train (resuming) into its run folder; requeued when interrupted."""
+    """One planned run as a submitit job: train (resuming) into its run folder; requeued when interrupted.
 
-    def __init__(self, config: dict[str, Any], run_dir: str, command: str) -> None:
-        self.config, self.run_dir, self.command = config, run_dir, command
+    ``threads``: torch's CPU threads in the job (None: torch's default, every core). Local jobs all run at once on
+    one machine; each taking every core oversubscribes it, and on some CPUs (MKL / OpenMP spinning) two such jobs
+    run ten times slower instead of two, so :func:`submit` gives each local job its share of the cores.
+    """
+
+    def __init__(
+        self, config: dict[str, Any], run_dir: str, command: str, threads: int | None = None
+    ) -> None:
+        self.config, self.run_dir, self.command, self.threads = config, run_dir, command, threads
 
     def __call__(self) -> dict[str, Any]:
+        import torch
+
         from .trainer import train
+
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
 
         result = train(
             C.config_from_dict(self.config), self.run_dir, resume=True, verbose=True, command=self.command
@@ -92,7 +104,9 @@ class TrainJob:
         """submitit calls this on preemption or timeout: resubmit the same job, which resumes from last.pt."""
         import submitit
 
-        return submitit.helpers.DelayedSubmission(TrainJob(self.config, self.run_dir, self.command))
+        return submitit.helpers.DelayedSubmission(
+            TrainJob(self.config, self.run_dir, self.command, self.threads)
+        )
 
 
 def make_executor(launcher: str, folder: Path, slurm: SlurmOptions):
@@ -173,7 +187,9 @@ def submit(
     if not ready:
         return []
     executor = make_executor(launcher, root / "slurm-logs", slurm)
-    calls = [TrainJob(r.config.to_dict(), str(r.run_dir), command) for r in ready]
+    # local jobs share this machine's cores; Slurm gives each job its own cpus_per_task
+    threads = None if launcher == "slurm" else max(1, (os.cpu_count() or 1) // len(ready))
+    calls = [TrainJob(r.config.to_dict(), str(r.run_dir), command, threads) for r in ready]
     if launcher == "slurm":
         with executor.batch():  # one job array, at most array_parallelism at once
             pending = [executor.submit(job) for job in calls]

@@ -100,6 +100,44 @@ def test_a_failed_job_shows_its_log_tail(tmp_path):
     assert s.state == "failed" and "nope" in s.log_tail
 
 
+def test_local_jobs_share_the_cores_and_slurm_jobs_keep_their_own(tmp_path, monkeypatch):
+    """Local jobs all run at once: each gets its share of the cores (two jobs each taking every core of a 2-core
+    CPU ran ten times slower); a Slurm job has its own cpus_per_task."""
+    import torch
+
+    class Job:
+        job_id = "1"
+        paths = type("P", (), {"stdout": "out", "stderr": "err"})()
+
+    class Executor:
+        def __init__(self):
+            self.jobs = []
+
+        def submit(self, job):
+            self.jobs.append(job)
+            return Job()
+
+        def batch(self):
+            import contextlib
+
+            return contextlib.nullcontext()
+
+    runs = plan(preset="quick", seeds=(0,), overrides=TINY, out=tmp_path, **GRID)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    for launcher, threads in (("submitit-local", 2), ("slurm", None)):
+        executor = Executor()
+        monkeypatch.setattr(L, "make_executor", lambda *a, ex=executor: ex)
+        L.submit(runs, launcher, tmp_path / launcher, L.SlurmOptions(), "cmd", verbose=False)
+        assert [j.threads for j in executor.jobs] == [threads, threads]
+    seen = []
+    monkeypatch.setattr(torch, "set_num_threads", seen.append)
+    done = type("Result", (), {"run_dir": "r", "metrics": {}})()
+    monkeypatch.setattr(
+        "scsam_lite.trainer.train", lambda *a, **k: done if seen == [1] else pytest.fail("late")
+    )
+    assert L.TrainJob(runs[0].config.to_dict(), str(runs[0].run_dir), "cmd", threads=1)()["run_dir"] == "r"
+
+
 def test_slurm_resources_map_to_submitit_parameters():
     params = L.SlurmOptions(
         partition="gpu", gpus=2, time_min=90, extra={"account": "lab"}
