@@ -320,8 +320,9 @@ def format_bench(result: dict[str, Any]) -> str:
         )
         parts = fast.get("gflop_by_part")
         if parts:
-            # torch's module tracker keeps a module whose inputs need no gradient (the prompt encoder) as a parent
-            # for the rest of the backward pass, so work after it (adapted encoder blocks) is counted twice
+            # parts adding up to more than the total: seen with adapted encoder blocks after stored activations, most
+            # likely torch's module tracker keeping the prompt encoder (inputs without gradient) as a parent for the
+            # rest of the backward pass (not proven)
             overlap = parts.get("elsewhere", 0.0) < -0.01 * fast["gflop_per_step"]
             lines.append(
                 "counted work by part: "
