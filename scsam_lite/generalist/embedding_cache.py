@@ -42,7 +42,7 @@ from ..data import SegData
 from ..data.batches import load_images
 from ..errors import ConfigError, DataError
 from ..progress import progress_bar
-from .encoder_stages import encoder_stages, frozen_prefix, run_stages, state_bytes
+from .encoder_stages import encoder_stages, frozen_prefix, raw_bytes, run_stages, state_bytes
 from .sam import Generalist
 
 #: Bump when the way embeddings are computed changes: every cached embedding goes stale.
@@ -56,28 +56,20 @@ def encoder_is_frozen(model: Generalist) -> bool:
     return not any(p.requires_grad for p in model.image_encoder.parameters())
 
 
-def embedding_key(model: Generalist, data: SegData) -> str:
-    """A hash of everything an embedding depends on: images, encoder weights and buffers, input size, normalisation."""
+def embedding_key(model: Generalist, data: SegData, cut: int | None = None) -> str:
+    """A hash of everything a stored item depends on: images, input size, normalisation and the encoder's weights
+    and buffers, all of them for the finished embeddings, only the frozen stages before ``cut`` for activations
+    stored there (the adapters after it change as they train, and differ between runs)."""
     h = hashlib.sha256()
     h.update(json.dumps([EMBEDDING_VERSION, model.name, model.image_size, data.images.shape]).encode())
+    if cut is None:
+        weights = [(n, raw_bytes(t)) for n, t in sorted(model.image_encoder.state_dict().items())]
+    else:
+        stages = encoder_stages(model.image_encoder)
+        h.update(json.dumps(["cut", cut, stages[cut].name]).encode())
+        weights = state_bytes(stages[:cut])
     h.update(np.ascontiguousarray(data.images).tobytes())
-    for name, tensor in sorted(model.image_encoder.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    for buf in (model.pixel_mean, model.pixel_std):
-        h.update(buf.detach().cpu().numpy().tobytes())
-    return h.hexdigest()[:20]
-
-
-def prefix_key(model: Generalist, data: SegData, cut: int) -> str:
-    """The key of activations stored at stage ``cut``: as :func:`embedding_key`, but only the frozen stages before
-    the cut count (the adapters after it change as they train, and differ between runs)."""
-    stages = encoder_stages(model.image_encoder)
-    h = hashlib.sha256()
-    h.update(json.dumps([EMBEDDING_VERSION, model.name, model.image_size, data.images.shape]).encode())
-    h.update(json.dumps(["cut", cut, stages[cut].name]).encode())
-    h.update(np.ascontiguousarray(data.images).tobytes())
-    for name, raw in state_bytes(stages[:cut]):
+    for name, raw in weights:
         h.update(name.encode())
         h.update(raw)
     for buf in (model.pixel_mean, model.pixel_std):
@@ -290,7 +282,7 @@ def compute_embeddings(
         DataError: the cache folder cannot be written.
     """
     cut = cache_cut(model)
-    key = embedding_key(model, data) if cut is None else prefix_key(model, data, cut)
+    key = embedding_key(model, data, cut)
     root = paths.cache_dir(cache_dir) / "embeddings"
     folder = root / key
     try:

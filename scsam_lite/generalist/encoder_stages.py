@@ -114,10 +114,11 @@ def state_bytes(stages: list[Stage]) -> list[tuple[str, bytes]]:
     for stage in stages:
         for m_i, module in enumerate(stage.modules):
             for name, t in sorted(module.state_dict().items()):
-                out.append((f"{stage.name}.{m_i}.{name}", _raw(t)))
-        out += [(f"{stage.name}.t{k}", _raw(t)) for k, t in enumerate(stage.tensors)]
+                out.append((f"{stage.name}.{m_i}.{name}", raw_bytes(t)))
+        out += [(f"{stage.name}.t{k}", raw_bytes(t)) for k, t in enumerate(stage.tensors)]
     return out
 
 
-def _raw(t: torch.Tensor) -> bytes:
+def raw_bytes(t: torch.Tensor) -> bytes:
+    """A tensor's bytes as stored (any dtype), for hashing."""
     return t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
